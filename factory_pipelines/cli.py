@@ -1,0 +1,166 @@
+"""`factory`: run the data plane, write demo data, show status, open the UI, wipe local state.
+
+Every command drives Dagster's own APIs on the factory's instance (the same job the UI launches), so a
+run started here shows in the Dagster UI with its events, checks and metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from factory_pipelines.instance import prepare_instance
+from factory_pipelines.settings import REPO_ROOT, Settings, get_settings, turn_off_telemetry
+
+app = typer.Typer(help="AI Factory: governed agent workflows on Dagster.", no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+StartOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (default: settings.start_date).")]
+EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day (default: settings.end_date).")]
+
+
+def _days(settings: Settings, start: datetime | None, end: datetime | None) -> list[date]:
+    first = start.date() if start else settings.start_date
+    last = end.date() if end else settings.end_date
+    if first > last:
+        raise typer.BadParameter(f"start {first} is after end {last}")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@app.command("demo-data")
+def demo_data(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    defect_rate: Annotated[float | None, typer.Option(help="Share of rows with a defect (0..1).")] = None,
+    drift_date: Annotated[str | None, typer.Option(help="Day distributions shift (YYYY-MM-DD or 'none').")] = None,
+) -> None:
+    """Write deterministic demo landing files for a date range (tickets CSV, customers/orders Parquet, KB JSONL)."""
+    from factory_pipelines.lib.demo_data import write_demo_data
+
+    settings = get_settings()
+    days = _days(settings, start, end)
+    drift = settings.demo_drift_date if drift_date is None else (
+        None if drift_date.lower() == "none" else date.fromisoformat(drift_date)
+    )
+    summary = write_demo_data(
+        Path(settings.landing_dir), days[0], days[-1],
+        seed=settings.demo_seed if seed is None else seed,
+        defect_rate=settings.demo_defect_rate if defect_rate is None else defect_rate,
+        drift_date=drift,
+        truth_dir=Path(settings.home) / "demo_truth",
+        tickets_per_day=settings.demo_tickets_per_day,
+        customers=settings.demo_customers,
+    )
+    table = Table(title=f"Demo landing files {days[0]} .. {days[-1]} in {settings.landing_dir}")
+    table.add_column("source")
+    table.add_column("rows", justify="right")
+    table.add_column("defects injected", justify="right")
+    for source, rows in summary.rows.items():
+        kinds = summary.defects.get(source, {})
+        table.add_row(source, str(rows), ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "0")
+    console.print(table)
+
+
+@app.command()
+def run(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    job: Annotated[str, typer.Option(help="Job to run for each day.")] = "data_plane_job",
+) -> None:
+    """Materialize the graph for each day of a range, in process, on the factory's Dagster instance."""
+    from factory_pipelines.runs import run_partitions, summary_tables
+
+    settings = get_settings()
+    days = _days(settings, start, end)
+    prepare_instance(settings)
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("materializing", total=len(days))
+        outcomes = run_partitions(
+            job, [d.isoformat() for d in days],
+            on_start=lambda key: progress.update(task, description=f"day {key}"),
+            on_done=lambda key, ok: progress.advance(task),
+        )
+    for table in summary_tables(outcomes, settings):
+        console.print(table)
+    elapsed = time.perf_counter() - started
+    failed = [o.partition for o in outcomes if not o.success]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(outcomes)} day(s) failed: {', '.join(failed)}[/red] ({elapsed:.0f} s)")
+        console.print("Open the Dagster UI (`make ui`) or run `factory status` to see which check failed and why.")
+        raise typer.Exit(1)
+    console.print(f"[green]All {len(outcomes)} day(s) materialized, every check passed[/green] ({elapsed:.0f} s)")
+
+
+@app.command()
+def status(start: StartOpt = None, end: EndOpt = None) -> None:
+    """What is materialized, which checks passed or failed, and quarantine counts, per source and day."""
+    from factory_pipelines.runs import status_tables
+
+    settings = get_settings()
+    prepare_instance(settings)
+    for table in status_tables([d.isoformat() for d in _days(settings, start, end)], settings):
+        console.print(table)
+
+
+@app.command()
+def clean(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Wipe all local state: the folder `settings.home` (Dagster, DuckDB, Feast, MLflow, landing files)."""
+    home = Path(get_settings().home)
+    if not home.exists():
+        console.print(f"Nothing to wipe: {home} does not exist.")
+        return
+    if not yes:
+        typer.confirm(f"Delete {home} and everything in it?", abort=True)
+    shutil.rmtree(home)
+    console.print(f"Wiped {home}.")
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Start the Dagster UI (and daemon, for schedules) on localhost with the factory's instance."""
+    prepare_instance(get_settings())
+    turn_off_telemetry()
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "factory_pipelines.definitions", "-h", host, "-p", str(port)]
+    console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def feast(ctx: typer.Context) -> None:
+    """Run the `feast` CLI on feature_repo/ with the factory's registry and stores (e.g. `factory feast plan`)."""
+    settings = get_settings()
+    settings.ensure_dirs()
+    turn_off_telemetry()
+    env = os.environ | {
+        "FACTORY_FEAST_REGISTRY": settings.feast_registry,
+        "FACTORY_FEAST_ONLINE_PATH": str(settings.feast_online_path),
+    }
+    feast_bin = shutil.which("feast", path=str(Path(sys.executable).parent)) or "feast"
+    raise typer.Exit(subprocess.call([feast_bin, *ctx.args], cwd=settings.feature_repo, env=env))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The code location: composes the domain definitions under `defs/` from the settings. Nothing else."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from factory_pipelines.defs.contracts.checks import contract_check, quarantine_rate_check
+from factory_pipelines.defs.features.assets import build_feature_assets
+from factory_pipelines.defs.ingestion.assets import build_raw_asset
+from factory_pipelines.defs.jobs import build_jobs
+from factory_pipelines.defs.partitions import daily_partitions
+from factory_pipelines.defs.resources import build_resources
+from factory_pipelines.defs.staging.assets import build_staging_asset
+from factory_pipelines.lib.conform import STAGING_DDL
+from factory_pipelines.lib.sources import load_sources
+from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """All assets, checks, jobs, schedules and resources for one set of settings."""
+    settings = settings or get_settings()
+    partitions = daily_partitions(settings)
+    sources = load_sources(settings.sources_dir, settings.suites_dir)
+    staged = [name for name in STAGING_DDL if name in sources]
+
+    assets = [build_raw_asset(spec, partitions, str(settings.landing_dir)) for spec in sources.values()]
+    assets += [build_staging_asset(name, partitions) for name in staged]
+    assets += build_feature_assets(partitions, settings.feature_data_dir, settings.feature_repo)
+
+    checks = []
+    for spec in sources.values():
+        suite = settings.suites_dir / f"{spec.contract}.json"
+        checks.append(contract_check(dg.AssetKey(["raw", spec.name]), spec.table, suite, spec.primary_key, partitions))
+        checks.append(quarantine_rate_check(spec, partitions))
+    for name in staged:
+        suite = settings.suites_dir / f"staging_{sources[name].contract}.json"
+        checks.append(
+            contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite, sources[name].primary_key, partitions)
+        )
+
+    job, schedule = build_jobs(partitions)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=[job],
+        schedules=[schedule],
+        resources=build_resources(settings),
+    )
+
+
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+turn_off_telemetry()
+defs = build_definitions()

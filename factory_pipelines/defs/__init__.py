@@ -1,0 +1,1 @@
+"""Dagster definitions of the factory, one folder per domain; `factory_pipelines.definitions` composes them."""

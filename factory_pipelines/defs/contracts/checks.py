@@ -1,0 +1,121 @@
+"""Data contracts as blocking asset checks: a Great Expectations suite per table, plus quarantine rates.
+
+Every check is partitioned like its asset and validates only that day's rows. A failing check has
+severity ERROR and `blocking=True`, so in the same run nothing downstream of the table is built; its
+metadata names the failed expectations, unexpected counts and example rows. Great Expectations is
+imported inside the check (it takes seconds), never when the code location loads.
+"""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from factory_pipelines.lib.ingest import QUARANTINE_TABLE
+from factory_pipelines.lib.sources import SourceSpec
+from factory_pipelines.resources.warehouse import WarehouseResource
+
+EXAMPLES_SHOWN = 5
+
+
+def contract_check(
+    asset_key: dg.AssetKey, table: str, suite_path: Path, index_columns: list[str],
+    partitions: dg.PartitionsDefinition,
+) -> dg.AssetChecksDefinition:
+    """`contract_<suite>`: the table's rows of one day validated against its suite."""
+    suite = suite_path.stem
+
+    @dg.asset_check(
+        asset=asset_key,
+        name=f"contract_{suite}",
+        blocking=True,
+        partitions_def=partitions,
+        description=f"Great Expectations suite {suite} ({suite_path.name}) over one day of {table}.",
+        metadata={"suite_file": str(suite_path)},
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        from factory_pipelines.lib.contracts import validate_frame
+
+        frame = warehouse.query_df(
+            f"SELECT * FROM {table} WHERE _partition = ?", [date.fromisoformat(context.partition_key)]
+        )
+        result = validate_frame(frame, suite_path, index_columns)
+        failed = [f.model_dump(mode="json") for f in result.failed]
+        for item in failed:
+            item["examples"] = item["examples"][:EXAMPLES_SHOWN]
+        return dg.AssetCheckResult(
+            passed=result.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=result.summary() if not result.success else f"{suite}: all {result.evaluated} passed",
+            metadata={
+                "suite": suite,
+                "rows_validated": result.rows,
+                "expectations_evaluated": result.evaluated,
+                "expectations_failed": len(result.failed),
+                "failed_expectations": dg.MetadataValue.json(failed),
+                "summary": dg.MetadataValue.md(_markdown(result)),
+            },
+        )
+
+    return _check
+
+
+def _markdown(result) -> str:
+    if result.success:
+        return f"All {result.evaluated} expectations of `{result.suite}` passed on {result.rows} rows."
+    lines = ["| expectation | column | unexpected | observed | expected |", "|---|---|---|---|---|"]
+    for f in result.failed:
+        expected = {k: v for k, v in f.kwargs.items() if k not in ("column", "batch_id")}
+        lines.append(
+            f"| {f.expectation} | {f.column or ''} | {f.unexpected_count if f.unexpected_count is not None else ''} "
+            f"| {str(f.observed)[:80] if f.observed is not None else ''} | {str(expected)[:120]} |"
+        )
+    return "\n".join(lines)
+
+
+def quarantine_rate_check(spec: SourceSpec, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    """`quarantine_rate_within_bound`: a day whose quarantined share passes the bound fails its contract."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", spec.name]),
+        name="quarantine_rate_within_bound",
+        blocking=True,
+        partitions_def=partitions,
+        description=(
+            f"At most {spec.max_quarantine_rate:.1%} of a day's {spec.name} rows may be quarantined "
+            f"(max_quarantine_rate in the source declaration; days under {spec.quarantine_rate_min_rows} rows "
+            f"are judged as if they had {spec.quarantine_rate_min_rows})."
+        ),
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        partition = date.fromisoformat(context.partition_key)
+        with warehouse.connect() as con:
+            loaded = con.execute(f"SELECT count(*) FROM {spec.table} WHERE _partition = ?", [partition]).fetchone()[0]
+            by_rule = dict(
+                con.execute(
+                    f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE source = ? AND partition = ? GROUP BY rule",
+                    [spec.name, partition],
+                ).fetchall()
+            )
+        quarantined = sum(by_rule.values())
+        read = loaded + quarantined
+        rate = quarantined / read if read else 0.0
+        allowed = spec.allowed_quarantined(read)
+        return dg.AssetCheckResult(
+            passed=quarantined <= allowed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"{quarantined} of {read} rows quarantined ({rate:.2%}); at most {allowed:.1f} allowed "
+                f"({spec.max_quarantine_rate:.2%} of max({read}, {spec.quarantine_rate_min_rows}) rows)"
+            ),
+            metadata={
+                "rows_read": read,
+                "rows_quarantined": quarantined,
+                "quarantine_rate": round(rate, 6),
+                "max_quarantine_rate": spec.max_quarantine_rate,
+                "allowed_quarantined_rows": round(allowed, 2),
+                "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+            },
+        )
+
+    return _check

@@ -1,0 +1,88 @@
+"""Raw assets: one daily-partitioned asset per declared source, key `raw/<source>` = table `raw.<source>`."""
+
+import hashlib
+from datetime import date
+
+import dagster as dg
+
+from factory_pipelines.lib.ingest import QUARANTINE_TABLE, LoadReport, load_partition
+from factory_pipelines.lib.sources import SourceSpec
+from factory_pipelines.resources.warehouse import WarehouseResource
+
+GROUP = "ingestion"
+
+
+def column_schema(spec: SourceSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.type,
+                description=c.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=not c.required,
+                    unique=spec.primary_key == [c.name],
+                    other=[r for r in _rules(c) if r],
+                ),
+            )
+            for c in spec.columns
+        ]
+    )
+
+
+def _rules(column) -> list[str]:
+    return [
+        f"in {column.enum}" if column.enum else "",
+        f">= {column.min}" if column.min is not None else "",
+        f"<= {column.max}" if column.max is not None else "",
+        f"matches {column.pattern}" if column.pattern else "",
+        f"at most {column.max_length} chars" if column.max_length else "",
+    ]
+
+
+def report_metadata(report: LoadReport) -> dict[str, dg.MetadataValue | int | float | str]:
+    return {
+        "dagster/row_count": report.rows_loaded,
+        "rows_read": report.rows_read,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "quarantine_rate": round(report.quarantine_rate, 6),
+        "quarantined_by_rule": dg.MetadataValue.json(report.quarantined_by_rule),
+        "files": dg.MetadataValue.json(report.files),
+        "extra_columns_kept_in__extra": dg.MetadataValue.json(report.extra_columns),
+        "empty_files": dg.MetadataValue.json(report.empty_files),
+        "data_version": report.data_version,
+        "quarantine_table": QUARANTINE_TABLE,
+    }
+
+
+def build_raw_asset(
+    spec: SourceSpec, partitions: dg.PartitionsDefinition, landing_dir: str
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["raw", spec.name],
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"duckdb", spec.format},
+        owners=[f"team:{spec.owner}"],
+        tags={"layer": "raw"},
+        description=(
+            f"{spec.description} Loaded from {landing_dir}/{spec.name}/<day>/{spec.file_pattern}; rows that "
+            f"break the declared schema go to {QUARANTINE_TABLE} with the rule broken."
+        ),
+        metadata={"dagster/column_schema": column_schema(spec), "dagster/table_name": spec.table},
+        code_version=hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:12],
+    )
+    def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        partition = date.fromisoformat(context.partition_key)
+        with warehouse.connect() as con:
+            report = load_partition(con, spec, landing_dir, partition, context.run_id)
+        context.log.info(
+            f"{spec.name} {partition}: read {report.rows_read}, loaded {report.rows_loaded}, "
+            f"quarantined {report.rows_quarantined} {report.quarantined_by_rule}"
+        )
+        return dg.MaterializeResult(
+            metadata=report_metadata(report), data_version=dg.DataVersion(report.data_version)
+        )
+
+    return raw_asset

@@ -1,0 +1,25 @@
+"""The data-plane job and its daily schedule: landing files to online features, one day per run."""
+
+from typing import Any
+
+import dagster as dg
+
+DATA_PLANE_JOB = "data_plane_job"
+
+
+def build_jobs(partitions: dg.PartitionsDefinition) -> tuple[Any, dg.ScheduleDefinition]:
+    job = dg.define_asset_job(
+        DATA_PLANE_JOB,
+        selection=dg.AssetSelection.groups("ingestion", "staging", "features"),
+        partitions_def=partitions,
+        description="Ingest one day of landing files, enforce contracts, conform, build and serve features. "
+        "Blocking checks stop everything downstream of a failed contract in the same run.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        job,
+        name="data_plane_daily_schedule",
+        description="Every day at 02:00 UTC, build the previous day's partition of the data plane.",
+        hour_of_day=2,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    return job, schedule

@@ -1,0 +1,20 @@
+"""Resource keys -> implementations, chosen from the settings (profile is configuration, not code)."""
+
+from typing import Any
+
+from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.warehouse import WarehouseResource
+from factory_pipelines.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    return {
+        "warehouse": WarehouseResource(database=settings.warehouse),
+        "feature_store": FeatureStoreResource(
+            repo_path=str(settings.feature_repo),
+            registry=settings.feast_registry,
+            online_store=settings.feast_online_store,
+            online_path=str(settings.feast_online_path),
+            redis_url=settings.feast_redis_url,
+        ),
+    }

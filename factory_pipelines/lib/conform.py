@@ -1,0 +1,65 @@
+"""Conformed (staging) tables: typed, trimmed, de-duplicated across days, amounts in USD.
+
+One partition of `staging.<source>` is rebuilt from the same partition of `raw.<source>` in one
+transaction, so re-running replaces it. Tickets and articles already delivered on an earlier day are
+not loaded twice (the count is returned), and order amounts get a USD value from configured rates.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from factory_pipelines.lib.ingest import lit
+
+STAGING_DDL = {
+    "tickets": """ticket_id VARCHAR, customer_id VARCHAR, created_at TIMESTAMP, channel VARCHAR, subject VARCHAR,
+        body VARCHAR, order_id VARCHAR, in_reply_to VARCHAR, is_follow_up BOOLEAN, body_chars INTEGER,
+        _partition DATE""",
+    "customers": """customer_id VARCHAR, name VARCHAR, email VARCHAR, plan VARCHAR, region VARCHAR,
+        signup_date DATE, lifetime_spend DOUBLE, updated_at TIMESTAMP, _partition DATE""",
+    "orders": """order_id VARCHAR, customer_id VARCHAR, product VARCHAR, amount DOUBLE, currency VARCHAR,
+        amount_usd DOUBLE, status VARCHAR, refund_amount DOUBLE, refund_amount_usd DOUBLE, ordered_at TIMESTAMP,
+        updated_at TIMESTAMP, _partition DATE""",
+    "kb_articles": """article_id VARCHAR, title VARCHAR, body VARCHAR, category VARCHAR, tags VARCHAR[],
+        updated_at TIMESTAMP, _partition DATE""",
+}
+
+
+def _select(source: str, fx_rates: dict[str, float]) -> str:
+    if source == "tickets":
+        return """SELECT trim(ticket_id), trim(customer_id), created_at, lower(trim(channel)), trim(subject),
+            trim(body), nullif(trim(order_id), ''), nullif(trim(in_reply_to), ''),
+            nullif(trim(in_reply_to), '') IS NOT NULL, length(trim(body)), _partition
+            FROM raw.tickets r WHERE _partition = $d AND NOT EXISTS (
+                SELECT 1 FROM staging.tickets s WHERE s.ticket_id = trim(r.ticket_id) AND s._partition < $d)"""
+    if source == "customers":
+        return """SELECT trim(customer_id), trim(name), lower(trim(email)), plan, region, signup_date,
+            lifetime_spend, updated_at, _partition FROM raw.customers WHERE _partition = $d"""
+    if source == "orders":
+        rate = "CASE currency " + " ".join(f"WHEN {lit(k)} THEN {float(v)}" for k, v in fx_rates.items()) + " END"
+        return f"""SELECT trim(order_id), trim(customer_id), trim(product), amount, currency,
+            round(amount * {rate}, 2), status, refund_amount, round(refund_amount * {rate}, 2), ordered_at,
+            updated_at, _partition FROM raw.orders WHERE _partition = $d"""
+    if source == "kb_articles":
+        return """SELECT trim(article_id), trim(title), body, category, coalesce(tags, []::VARCHAR[]), updated_at,
+            _partition FROM raw.kb_articles r WHERE _partition = $d AND NOT EXISTS (
+                SELECT 1 FROM staging.kb_articles s WHERE s.article_id = trim(r.article_id)
+                AND s.updated_at = r.updated_at AND s._partition < $d)"""
+    raise KeyError(f"no conformance rule for source {source!r}")
+
+
+def conform_partition(con: Any, source: str, partition: date, fx_rates: dict[str, float]) -> dict[str, int]:
+    """Rebuild one partition of `staging.<source>`; returns rows in, rows out and re-deliveries skipped."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute(f"CREATE TABLE IF NOT EXISTS staging.{source} ({STAGING_DDL[source]})")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM staging.{source} WHERE _partition = $d", {"d": partition})
+        rows_in = con.execute(f"SELECT count(*) FROM raw.{source} WHERE _partition = $d", {"d": partition}).fetchone()[0]
+        rows_out = con.execute(f"INSERT INTO staging.{source} {_select(source, fx_rates)}", {"d": partition}).fetchone()[0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"rows_in": rows_in, "rows_out": rows_out, "redelivered_skipped": rows_in - rows_out}

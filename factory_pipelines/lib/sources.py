@@ -1,0 +1,157 @@
+"""Declared source schemas: one YAML file per landing source, validated at load.
+
+A source file names the table, the file format and pattern, the Great Expectations suite that is its
+contract, the primary key, the quarantine-rate bound and every column with its type and row rules.
+Ingestion reads files against this declaration (schema on read); the raw table `raw.<name>` has these
+columns plus lineage columns. Errors name the file and the field, so a user bringing their own data
+learns what to fix before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SourceSpecError(ValueError):
+    """A source declaration is missing or invalid; the message names the file."""
+
+
+class ColumnSpec(BaseModel):
+    """One declared column and the row-level rules a value must satisfy."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(description="Column name in the raw table (lower snake case).")
+    type: str = Field(description=f"DuckDB type, one of {sorted(SUPPORTED_TYPES)}.")
+    required: bool = Field(False, description="Null or missing values are quarantined.")
+    description: str = ""
+    source_name: str | None = Field(None, description="Header or field name in the files, if it differs.")
+    enum: list[str] | None = Field(None, description="Allowed values.")
+    min: float | None = Field(None, description="Smallest allowed value (numbers).")
+    max: float | None = Field(None, description="Largest allowed value (numbers).")
+    pattern: str | None = Field(None, description="Regular expression the whole value must match.")
+    max_length: int | None = Field(None, ge=1, description="Longest allowed text, in characters.")
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"column name {value!r} must be lower snake case")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        value = value.upper()
+        if value not in SUPPORTED_TYPES:
+            raise ValueError(f"type {value!r} is not one of {sorted(SUPPORTED_TYPES)}")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @property
+    def file_name(self) -> str:
+        return self.source_name or self.name
+
+
+class CsvOptions(BaseModel):
+    """How the CSV files of a source are written."""
+
+    model_config = {"extra": "forbid"}
+
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str = '"'
+    timestamp_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
+    date_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
+
+
+class SourceSpec(BaseModel):
+    """A landing source: its files, contract and columns. Raw table: `raw.<name>`."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str
+    description: str
+    format: Literal["csv", "parquet", "jsonl"]
+    file_pattern: str = Field(description="Glob of the files inside one partition folder, e.g. '*.csv'.")
+    contract: str = Field(description="Great Expectations suite name (file <suites_dir>/<contract>.json).")
+    primary_key: list[str] = Field(min_length=1)
+    max_quarantine_rate: float = Field(0.05, ge=0, le=1, description="Share of a partition's rows.")
+    quarantine_rate_min_rows: int = Field(
+        100, ge=1, description="A day with fewer rows is judged as if it had this many (one bad row in ten "
+        "is noise, not a broken feed)."
+    )
+    owner: str = "data-platform"
+    csv: CsvOptions = CsvOptions()
+    columns: list[ColumnSpec] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"source name {value!r} must be lower snake case")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> SourceSpec:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("column names must be unique")
+        missing = [k for k in self.primary_key if k not in names]
+        if missing:
+            raise ValueError(f"primary_key names undeclared columns {missing}")
+        return self
+
+    @property
+    def table(self) -> str:
+        return f"raw.{self.name}"
+
+    def allowed_quarantined(self, rows_read: int) -> float:
+        """How many quarantined rows a day of `rows_read` rows may have and still pass."""
+        return self.max_quarantine_rate * max(rows_read, self.quarantine_rate_min_rows)
+
+
+def load_source(path: Path) -> SourceSpec:
+    """Read and validate one source file; errors name the file and the field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceSpecError(f"{path}: cannot read source declaration: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SourceSpecError(f"{path}: expected a mapping at the top level")
+    try:
+        spec = SourceSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SourceSpecError(f"{path}: {problems}") from exc
+    if spec.name != path.stem:
+        raise SourceSpecError(f"{path}: source name {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_sources(directory: Path, suites_dir: Path | None = None) -> dict[str, SourceSpec]:
+    """All sources of a folder, by name; with `suites_dir`, each contract file must exist."""
+    files = sorted(Path(directory).glob("*.yaml"))
+    if not files:
+        raise SourceSpecError(f"{directory}: no source declarations (*.yaml)")
+    specs = {path.stem: load_source(path) for path in files}
+    if suites_dir is not None:
+        for path, spec in zip(files, specs.values(), strict=True):
+            suite = Path(suites_dir) / f"{spec.contract}.json"
+            if not suite.exists():
+                raise SourceSpecError(f"{path}: contract {spec.contract!r} has no suite file {suite}")
+    return specs

@@ -1,0 +1,1 @@
+"""Resources: every external system behind a narrow, configurable interface."""

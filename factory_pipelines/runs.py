@@ -1,0 +1,169 @@
+"""Running the factory's jobs in process on its Dagster instance, and reading back what happened.
+
+`run_partitions` executes a job once per day with `execute_in_process` on the persistent instance, the
+same job definition the UI launches, so each run is recorded with its events. `status_tables` reads
+the instance (materialized partitions, latest check evaluations) and the quarantine table.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from rich.table import Table
+
+from factory_pipelines.settings import Settings
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class PartitionOutcome:
+    """What one day's run did: assets materialized, checks evaluated, steps that failed or were skipped."""
+
+    partition: str
+    run_id: str
+    success: bool
+    materialized: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    check_descriptions: dict[str, str] = field(default_factory=dict)
+    failed_steps: list[str] = field(default_factory=list)
+    skipped_steps: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def load_definitions() -> dg.Definitions:
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning if hasattr(dg, "PreviewWarning") else Warning)
+    from factory_pipelines.definitions import defs
+
+    return defs
+
+
+def run_partitions(
+    job_name: str,
+    partitions: list[str],
+    on_start: Callable[[str], None] = lambda key: None,
+    on_done: Callable[[str, bool], None] = lambda key, ok: None,
+    definitions: dg.Definitions | None = None,
+) -> list[PartitionOutcome]:
+    """Run `job_name` for each partition key in order, on the instance at $DAGSTER_HOME."""
+    defs = definitions or load_definitions()
+    job = defs.resolve_job_def(job_name)
+    outcomes = []
+    with dg.DagsterInstance.get() as instance:
+        for key in partitions:
+            on_start(key)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS
+            )
+            outcomes.append(_outcome(key, result))
+            on_done(key, result.success)
+    return outcomes
+
+
+def _outcome(key: str, result: Any) -> PartitionOutcome:
+    outcome = PartitionOutcome(partition=key, run_id=result.run_id, success=result.success)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            outcome.materialized["/".join(mat.asset_key.path)] = {k: v.value for k, v in mat.metadata.items()}
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            name = f"{'/'.join(evaluation.asset_key.path)}:{evaluation.check_name}"
+            outcome.checks[name] = evaluation.passed
+            outcome.check_descriptions[name] = evaluation.description or ""
+        elif event.event_type_value == "STEP_FAILURE":
+            outcome.failed_steps.append(event.step_key or "")
+            error = event.event_specific_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user-code error, not Dagster's wrapper
+            outcome.error = outcome.error or (error.message.strip().splitlines()[0] if error else "")
+        elif event.event_type_value == "STEP_SKIPPED":
+            outcome.skipped_steps.append(event.step_key or "")
+    return outcome
+
+
+def summary_tables(outcomes: list[PartitionOutcome], settings: Settings) -> list[Table]:
+    """A table per day (assets, checks, quarantine) and the failed checks with their reasons."""
+    days = Table(title="Data plane runs")
+    for column in ("day", "assets", "checks passed", "checks failed", "rows loaded", "rows quarantined", "run id"):
+        days.add_column(column, justify="right" if column not in ("day", "run id") else "left")
+    failures = Table(title="Failed checks and steps")
+    failures.add_column("day")
+    failures.add_column("check or step")
+    failures.add_column("why")
+    for o in outcomes:
+        raw = {k: v for k, v in o.materialized.items() if k.startswith("raw/")}
+        loaded = sum(int(m.get("rows_loaded", 0)) for m in raw.values())
+        quarantined = sum(int(m.get("rows_quarantined", 0)) for m in raw.values())
+        passed = sum(o.checks.values())
+        days.add_row(
+            o.partition, str(len(o.materialized)), str(passed), str(len(o.checks) - passed), str(loaded),
+            str(quarantined), o.run_id[:8],
+        )
+        for name, ok in o.checks.items():
+            if not ok:
+                failures.add_row(o.partition, name, o.check_descriptions[name][:300])
+        for step in o.failed_steps:
+            failures.add_row(o.partition, f"step {step}", o.error[:300])
+    tables = [days, quarantine_table(settings, [o.partition for o in outcomes])]
+    return tables + ([failures] if failures.row_count else [])
+
+
+def quarantine_table(settings: Settings, partitions: list[str]) -> Table:
+    """Quarantined rows per source and day, with the rules they broke."""
+    import duckdb
+
+    table = Table(title="Quarantine (raw.quarantine)")
+    for column in ("source", "day", "rows", "rules"):
+        table.add_column(column)
+    try:
+        with duckdb.connect(settings.warehouse, read_only=True) as con:
+            rows = con.execute(
+                "SELECT source, partition::VARCHAR, count(*), string_agg(DISTINCT rule, ', ' ORDER BY rule) "
+                "FROM raw.quarantine WHERE partition::VARCHAR IN (SELECT unnest($p)) GROUP BY ALL ORDER BY 1, 2",
+                {"p": partitions},
+            ).fetchall()
+    except (duckdb.CatalogException, duckdb.IOException):
+        rows = []
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def status_tables(partitions: list[str], settings: Settings) -> list[Table]:
+    """Per asset and day: materialized or not; per check and day: the latest result."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    assets = Table(title="Assets (✓ materialized, · missing)")
+    assets.add_column("asset")
+    checks = Table(title="Checks (✓ passed, ✗ failed, · not run)")
+    checks.add_column("check")
+    for key in partitions:
+        assets.add_column(key[5:], justify="center")
+        checks.add_column(key[5:], justify="center")
+    with dg.DagsterInstance.get() as instance:
+        for asset_key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+            node = graph.get(asset_key)
+            if node.partitions_def is None:
+                done = instance.get_latest_materialization_event(asset_key) is not None
+                assets.add_row(asset_key.to_user_string(), *(["✓" if done else "·"] * len(partitions)))
+                continue
+            done_keys = instance.get_materialized_partitions(asset_key)
+            assets.add_row(asset_key.to_user_string(), *("✓" if p in done_keys else "·" for p in partitions))
+        storage = instance.event_log_storage
+        for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
+            cells = []
+            for p in partitions:
+                records = storage.get_asset_check_execution_history(
+                    check_key, limit=1, partition_filter=PartitionKeyFilter(key=p)
+                )
+                status = records[0].status.value if records else ""
+                cells.append({"SUCCEEDED": "✓", "FAILED": "✗"}.get(status, "·"))
+            checks.add_row(check_key.to_user_string(), *cells)
+    return [assets, checks, quarantine_table(settings, partitions)]

@@ -1,0 +1,152 @@
+"""The one place that reads the environment: a typed, frozen view of every setting.
+
+Values come, highest first, from `FACTORY_*` environment variables, a `.env` file, and an optional
+YAML settings file (`FACTORY_SETTINGS_FILE`, default `factory.yaml` at the repo root). Every path of
+the embedded profile derives from `home` (`.factory/` in the repo by default), so one folder holds all
+local state and one command wipes it. Choosing the production profile is configuration: point the
+warehouse, Feast stores, MLflow and Dagster storage at servers here, never in code.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+
+# Library telemetry is off: the factory makes no network calls the user did not configure.
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "FEAST_USAGE": "False",
+    "DAGSTER_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TQDM_DISABLE": "1",
+}
+
+
+def _settings_file() -> Path:
+    return Path(os.environ.get("FACTORY_SETTINGS_FILE", REPO_ROOT / "factory.yaml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the factory. Paths left empty are derived from `home`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACTORY_", env_file=".env", extra="ignore", frozen=True, env_nested_delimiter="__"
+    )
+
+    profile: Literal["local", "ci", "prod"] = Field("local", description="Deployment profile, for the record.")
+    home: Path = Field(REPO_ROOT / ".factory", description="Folder holding all embedded state.")
+
+    # Warehouse (DuckDB file, or a MotherDuck `md:` URI in production).
+    warehouse: str = Field("", description="DuckDB database path or URI; default <home>/warehouse.duckdb.")
+    landing_dir: Path | None = Field(None, description="Landing files root; default <home>/landing.")
+    sources_dir: Path = Field(
+        PACKAGE_DIR / "defs" / "ingestion" / "sources", description="Folder of source schema YAML files."
+    )
+    suites_dir: Path = Field(
+        PACKAGE_DIR / "defs" / "contracts" / "suites", description="Folder of Great Expectations suites."
+    )
+
+    # Feast.
+    feature_repo: Path = Field(REPO_ROOT / "feature_repo", description="The Feast repository.")
+    feature_data_dir: Path | None = Field(None, description="Parquet feature tables; default <home>/features.")
+    feast_registry: str = Field("", description="Feast registry path or SQL URL; default <home>/feast/registry.db.")
+    feast_online_store: Literal["sqlite", "redis"] = "sqlite"
+    feast_online_path: Path | None = Field(None, description="SQLite online store; default <home>/feast/online.db.")
+    feast_redis_url: str = Field("", description="Redis connection string when the online store is redis.")
+
+    # Tracking.
+    mlflow_tracking_uri: str = Field("", description="MLflow URI; default sqlite:///<home>/mlflow/mlflow.db.")
+
+    # Dagster instance.
+    dagster_home: Path | None = Field(None, description="DAGSTER_HOME; default <home>/dagster.")
+    dagster_postgres_url: str = Field("", description="Postgres URL for Dagster storage (production).")
+
+    # Demo source and default date range.
+    start_date: date = Field(date(2026, 11, 1), description="First partition of the default date range.")
+    end_date: date = Field(date(2026, 11, 7), description="Last partition of the default date range.")
+    demo_seed: int = 7
+    demo_defect_rate: float = Field(0.02, ge=0, le=1)
+    demo_drift_date: date | None = Field(date(2026, 11, 6), description="Day the demo distributions shift.")
+    demo_tickets_per_day: int = Field(150, ge=1)
+    demo_customers: int = Field(400, ge=1)
+
+    # Feature freshness: features older than this are stale for agents.
+    feature_ttl_days: int = Field(30, ge=1)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        derived: dict[str, Any] = {
+            "home": home,
+            "warehouse": self.warehouse or str(home / "warehouse.duckdb"),
+            "landing_dir": self.landing_dir or home / "landing",
+            "feature_data_dir": self.feature_data_dir or home / "features",
+            "feast_registry": self.feast_registry or str(home / "feast" / "registry.db"),
+            "feast_online_path": self.feast_online_path or home / "feast" / "online.db",
+            "mlflow_tracking_uri": self.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            "dagster_home": self.dagster_home or home / "dagster",
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)
+        if self.start_date > self.end_date:
+            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+        if self.feast_online_store == "redis" and not self.feast_redis_url:
+            raise ValueError("feast_online_store=redis needs FACTORY_FEAST_REDIS_URL")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=_settings_file())
+        return init_settings, env_settings, dotenv_settings, yaml_source
+
+    def ensure_dirs(self) -> None:
+        """Create the local state folders the embedded profile writes into."""
+        for path in (self.home, self.landing_dir, self.feature_data_dir, self.dagster_home):
+            Path(path).mkdir(parents=True, exist_ok=True)
+        if "://" not in self.feast_registry:
+            Path(self.feast_registry).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.feast_online_path).parent.mkdir(parents=True, exist_ok=True)
+        if self.mlflow_tracking_uri.startswith("sqlite:///"):
+            Path(self.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if "://" not in self.warehouse and not self.warehouse.startswith("md:"):
+            Path(self.warehouse).parent.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings()
+
+
+def turn_off_telemetry() -> None:
+    """Set the opt-out variables of every library before any of them is imported."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def export_dagster_home(settings: Settings) -> None:
+    """Point Dagster tools launched from this process at the factory's instance."""
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
