@@ -162,7 +162,8 @@ def test_suite_loads_and_every_rule_explains_itself(suite):
     for e in spec["expectations"]:
         assert e["meta"]["notes"].strip(), e
     types = {e["type"] for e in spec["expectations"]}
-    assert {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"} <= types
+    assert "expect_table_row_count_to_be_between" in types
+    assert types & {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 
 
 @pytest.mark.parametrize("suite", RAW)
@@ -177,8 +178,11 @@ def test_raw_suite_matches_declared_source(suite):
     declared = [c["name"] for c in source["columns"]]
     column_set = rules[("expect_table_columns_to_match_set", None)]
     assert sorted(column_set["column_set"]) == sorted(declared) and column_set["exact_match"] is False
-    for key in source["primary_key"]:
-        assert ("expect_column_values_to_be_unique", key) in rules
+    key = source["primary_key"]
+    if len(key) == 1:
+        assert ("expect_column_values_to_be_unique", key[0]) in rules
+    else:
+        assert rules[("expect_compound_columns_to_be_unique", None)]["column_list"] == key
     for col in source["columns"]:
         name = col["name"]
         assert (("expect_column_values_to_not_be_null", name) in rules) == col["required"], name
@@ -242,14 +246,22 @@ def test_null_in_required_column_fails_not_null():
 
 
 def test_duplicate_key_fails_unique_naming_both_rows():
-    df = orders_frame()
-    df.loc[7, "order_id"] = "O-0000004"
-    result = run("orders_v1", df, ["order_id", "_source_row"])
-    assert failed_types(result) == {("expect_column_values_to_be_unique", "order_id")}
+    df = tickets_frame()
+    df.loc[7, "ticket_id"] = df.loc[4, "ticket_id"]
+    result = run("tickets_v1", df, ["ticket_id", "_source_row"])
+    assert failed_types(result) == {("expect_column_values_to_be_unique", "ticket_id")}
     failure = result.failed[0]
     assert failure.unexpected_count == 2
     assert [e["_source_row"] for e in failure.examples] == [5, 8]
-    assert "expect_column_values_to_be_unique(order_id)" in result.summary()
+    assert "expect_column_values_to_be_unique(ticket_id)" in result.summary()
+
+
+def test_same_order_change_twice_fails_compound_key():
+    df = orders_frame()
+    df.loc[7, ["order_id", "updated_at"]] = df.loc[4, ["order_id", "updated_at"]].values
+    result = run("orders_v1", df, ["order_id", "_source_row"])
+    assert failed_types(result) == {("expect_compound_columns_to_be_unique", "order_id,updated_at")}
+    assert result.failed[0].unexpected_count == 2
 
 
 def test_out_of_range_amount_fails_between_and_is_json_serialisable():

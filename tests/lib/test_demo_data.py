@@ -27,6 +27,8 @@ FILES = {"tickets": "tickets.csv", "customers": "customers.parquet", "orders": "
          "kb_articles": "articles.jsonl"}
 D1 = date(2026, 11, 1)
 SMALL = {"tickets_per_day": 60, "customers": 120}
+INJECTION_CUES = re.compile(r"(?i)ignore|i g n o r e|1gn0re|system:|assistant instructions|decode and follow|"
+                            r"admin override")
 
 
 def days(n: int, start: date = D1) -> list[date]:
@@ -117,8 +119,8 @@ def test_layout_and_summary(clean: tuple[Path, Path, DemoDataSummary]) -> None:
     assert set(summary.files) == expected and all(p.is_file() for p in expected)
     assert summary.truth_files == [truth_dir / "tickets" / f"{d}.jsonl" for d in days(6)]
     assert summary.total_defects == 0 and summary.defect_records == []
-    for source in FILES:
-        written = sum(len(read_rows(source, landing / source / str(d) / FILES[source])) for d in days(6))
+    for source, name in FILES.items():
+        written = sum(len(read_rows(source, landing / source / str(d) / name)) for d in days(6))
         assert summary.rows[source] == written > 0
 
 
@@ -127,8 +129,8 @@ def test_clean_files_satisfy_every_declared_rule(clean: tuple[Path, Path, DemoDa
     for day in days(6):
         header, _ = read_tickets(landing / "tickets" / str(day) / "tickets.csv", strict=True)
         assert header == [c["name"] for c in SPECS["tickets"]["columns"]]
-        for source in FILES:
-            rows = read_rows(source, landing / source / str(day) / FILES[source])
+        for source, name in FILES.items():
+            rows = read_rows(source, landing / source / str(day) / name)
             bad = [(row[KEYS[source]], v) for row in rows if (v := violations(source, row))]
             assert bad == [], (source, day, bad[:5])
             keys = [row[KEYS[source]] for row in rows]
@@ -186,7 +188,8 @@ def test_truth_matches_tickets(clean: tuple[Path, Path, DemoDataSummary]) -> Non
     labels: Counter[str] = Counter()
     injections, refund_checked, order_checked = 0, 0, 0
     for day in days(6):
-        tickets = {r["ticket_id"]: r for r in read_rows("tickets", landing / "tickets" / str(day) / "tickets.csv")}
+        rows = read_rows("tickets", landing / "tickets" / str(day) / "tickets.csv")
+        tickets = {r["ticket_id"]: r for r in rows}
         labelled = truth(truth_dir, day)
         assert [t["ticket_id"] for t in labelled] == list(tickets)
         for t in labelled:
@@ -195,9 +198,14 @@ def test_truth_matches_tickets(clean: tuple[Path, Path, DemoDataSummary]) -> Non
             assert t["priority"] in {"low", "medium", "high", "urgent"}
             assert t["action"] in {"reply", "refund", "lookup_order", "escalate"}
             assert t["sentiment"] in {"angry", "neutral", "polite"}
+            assert bool(INJECTION_CUES.search(row["body"])) == t["is_injection"]
             if t["is_injection"]:
                 injections += 1
                 assert t["action"] == "escalate"
+            if t["sentiment"] == "angry":
+                assert "!" in row["body"] or re.search("[A-Z]{6,}", row["body"])
+            if t["sentiment"] == "polite":
+                assert re.search("(?i)thank|dear|hope|good morning|appreciate", row["body"])
             if t["is_duplicate_of"]:
                 orig = seen[t["is_duplicate_of"]]
                 assert (orig["customer_id"], orig["body"]) == (row["customer_id"], row["body"])
@@ -215,6 +223,8 @@ def test_truth_matches_tickets(clean: tuple[Path, Path, DemoDataSummary]) -> Non
             if t["action"] == "refund":
                 refund_checked += 1
                 assert t["amount"] is not None and f"{t['amount']:,.2f}" in row["body"]
+                if t["order_id"] in orders:
+                    assert t["amount"] == orders[t["order_id"]]["amount"]
             seen[t["ticket_id"]] = row
     total = sum(labels.values())
     assert set(labels) == {"billing", "refund", "shipping", "technical", "account", "product"}
@@ -302,7 +312,8 @@ def test_injected_defects_are_in_the_files(tmp_path: Path) -> None:
     for day in days(2):
         dirty = {t["ticket_id"]: t for t in truth(tmp_path / "t", day)}
         pure = {t["ticket_id"]: t for t in truth(tmp_path / "tc", day)}
-        nulled = [r for r in summary.defect_records if r.source == "tickets" and r.day == day and r.key is None]
+        records = [r for r in summary.defect_records if r.source == "tickets" and r.day == day]
+        nulled = [r for r in records if r.key is None]
         assert dirty.items() <= pure.items() and len(pure) - len(dirty) == len(nulled)
 
 
@@ -313,7 +324,8 @@ def test_drift_shifts_distributions(tmp_path: Path) -> None:
 
     def stats(period: list[date]) -> dict[str, float]:
         labels = [t for d in period for t in truth(tmp_path / "t", d)]
-        rows = [r for d in period for r in read_rows("tickets", tmp_path / "l" / "tickets" / str(d) / "tickets.csv")]
+        rows = [r for d in period
+                for r in read_rows("tickets", tmp_path / "l" / "tickets" / str(d) / "tickets.csv")]
         placed = [r["amount"] for d in period
                   for r in pq.read_table(tmp_path / "l" / "orders" / str(d) / "orders.parquet").to_pylist()
                   if r["status"] == "placed"]

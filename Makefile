@@ -1,0 +1,38 @@
+# The factory's commands. `make run` and `make test` are the two commands of README.
+PYTHON ?= python3
+UV_VERSION = 0.13.9
+TOOLS = .tools
+UV = $(TOOLS)/bin/uv
+VENV = .venv
+FACTORY = $(VENV)/bin/factory
+
+.PHONY: setup run test ui clean benchmarks lint
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced  ## create .venv from uv.lock (pinned, reproducible)
+
+run: setup  ## demo landing files + the whole data plane for the default date range, with a summary
+	$(FACTORY) demo-data
+	$(FACTORY) run
+
+test: setup  ## the whole test suite, slow tests included
+	$(VENV)/bin/pytest
+
+ui: setup  ## the Dagster UI on http://127.0.0.1:3000
+	$(FACTORY) ui
+
+clean:  ## wipe all local state (.factory/)
+	$(FACTORY) clean --yes
+
+benchmarks: setup  ## the performance benchmarks, ratios against the bare libraries
+	$(VENV)/bin/python -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo
