@@ -7,7 +7,6 @@ the instance (materialized partitions, latest check evaluations) and the quarant
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +35,10 @@ class PartitionOutcome:
 
 
 def load_definitions() -> dg.Definitions:
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning if hasattr(dg, "PreviewWarning") else Warning)
-    from factory_pipelines.definitions import defs
+    """The code location's definitions for the current settings (built fresh, so tests can change them)."""
+    from factory_pipelines.definitions import build_definitions
 
-    return defs
+    return build_definitions()
 
 
 def run_partitions(

@@ -313,8 +313,8 @@ class _Loader:
 
         def access(key: str, column: ColumnSpec | None) -> str:
             json_path = lit('$."' + key.replace('"', '\\"') + '"')
-            if column is None or column.type.endswith("[]"):
-                return f"json_extract(line, {json_path})"
+            if column is None or column.type.endswith("[]"):  # JSON null is SQL NULL, not a failed cast
+                return f"CASE WHEN json_type(line, {json_path}) <> 'NULL' THEN json_extract(line, {json_path}) END"
             return f"json_extract_string(line, {json_path})"
 
         self._load_or_quarantine(path, "_lines", "line_no", "line", mapping, extra, access, check_casts=True)

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test gets its own FACTORY_HOME under tmp_path, with the real DuckDB, GX,
+Feast and Dagster instance under it. Nothing touches the repo's `.factory/`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
+
+turn_off_telemetry()
+warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+
+
+def use_home(monkeypatch: pytest.MonkeyPatch, home: Path, **env: str) -> Settings:
+    """Point the settings at `home` (plus FACTORY_<KEY> overrides) and return them."""
+    monkeypatch.setenv("FACTORY_HOME", str(home))
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(home / "absent-settings.yaml"))
+    for key, value in env.items():
+        monkeypatch.setenv(f"FACTORY_{key.upper()}", value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    settings.ensure_dirs()
+    return settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    yield use_home(monkeypatch, tmp_path / "home")
+    get_settings.cache_clear()
