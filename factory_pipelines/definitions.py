@@ -40,7 +40,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite, sources[name].primary_key, partitions)
         )
 
-    job, schedule = build_jobs(partitions)
+    job, schedule = build_jobs()
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

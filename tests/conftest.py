@@ -19,6 +19,7 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path, **env: str) -> Setting
     """Point the settings at `home` (plus FACTORY_<KEY> overrides) and return them."""
     monkeypatch.setenv("FACTORY_HOME", str(home))
     monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(home / "absent-settings.yaml"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))  # restored after the test
     for key, value in env.items():
         monkeypatch.setenv(f"FACTORY_{key.upper()}", value)
     get_settings.cache_clear()

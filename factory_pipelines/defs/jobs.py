@@ -7,11 +7,10 @@ import dagster as dg
 DATA_PLANE_JOB = "data_plane_job"
 
 
-def build_jobs(partitions: dg.PartitionsDefinition) -> tuple[Any, dg.ScheduleDefinition]:
+def build_jobs() -> tuple[Any, dg.ScheduleDefinition]:
     job = dg.define_asset_job(
         DATA_PLANE_JOB,
         selection=dg.AssetSelection.groups("ingestion", "staging", "features"),
-        partitions_def=partitions,
         description="Ingest one day of landing files, enforce contracts, conform, build and serve features. "
         "Blocking checks stop everything downstream of a failed contract in the same run.",
     )

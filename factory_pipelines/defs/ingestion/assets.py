@@ -76,7 +76,7 @@ def build_raw_asset(
     def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = date.fromisoformat(context.partition_key)
         with warehouse.connect() as con:
-            report = load_partition(con, spec, landing_dir, partition, context.run_id)
+            report = load_partition(con, spec, landing_dir, partition, context.run.run_id)
         context.log.info(
             f"{spec.name} {partition}: read {report.rows_read}, loaded {report.rows_loaded}, "
             f"quarantined {report.rows_quarantined} {report.quarantined_by_rule}"

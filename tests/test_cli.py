@@ -1,0 +1,53 @@
+"""The `factory` CLI as a user runs it: demo data, a run with its summary, status, clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from factory_pipelines.cli import app
+from factory_pipelines.settings import get_settings
+from tests.conftest import use_home
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_demo_data_run_status_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = use_home(monkeypatch, tmp_path / "home", demo_tickets_per_day="30", demo_customers="50")
+    day = ["--start", "2026-11-01", "--end", "2026-11-01"]
+
+    result = runner.invoke(app, ["demo-data", *day])
+    assert result.exit_code == 0, result.output
+    assert "tickets" in result.output and (Path(settings.landing_dir) / "tickets" / "2026-11-01").is_dir()
+
+    result = runner.invoke(app, ["run", *day])
+    assert result.exit_code == 0, result.output
+    assert "All 1 day(s) materialized, every check passed" in result.output
+    assert "Quarantine" in result.output
+
+    result = runner.invoke(app, ["status", *day])
+    assert result.exit_code == 0, result.output
+    assert "raw/tickets" in result.output and "contract_tickets_v1" in result.output
+    check_rows = [line for line in result.output.splitlines() if ":contract_" in line or ":quarantine_" in line]
+    assert len(check_rows) == 12 and all("✓" in line and "✗" not in line for line in check_rows), result.output
+
+    result = runner.invoke(app, ["clean", "--yes"])
+    assert result.exit_code == 0 and not Path(settings.home).exists()
+    get_settings.cache_clear()
+
+
+def test_run_fails_with_exit_code_when_a_day_has_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_home(monkeypatch, tmp_path / "home")
+    result = runner.invoke(app, ["run", "--start", "2026-11-01", "--end", "2026-11-01"])
+    assert result.exit_code == 1, result.output
+    assert "no landing folder" in result.output and "1 of 1 day(s) failed" in result.output
+    get_settings.cache_clear()
+
+
+def test_bad_date_range_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_home(monkeypatch, tmp_path / "home")
+    result = runner.invoke(app, ["run", "--start", "2026-11-05", "--end", "2026-11-01"])
+    assert result.exit_code != 0 and "after end" in result.output
