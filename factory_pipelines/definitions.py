@@ -32,7 +32,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     checks = []
     for spec in sources.values():
         suite = settings.suites_dir / f"{spec.contract}.json"
-        checks.append(contract_check(dg.AssetKey(["raw", spec.name]), spec.table, suite, spec.primary_key, partitions))
+        checks.append(
+            contract_check(dg.AssetKey(["raw", spec.name]), spec.table, suite, spec.primary_key, partitions, spec)
+        )
         checks.append(quarantine_rate_check(spec, partitions))
     for name in staged:
         suite = settings.suites_dir / f"staging_{sources[name].contract}.json"

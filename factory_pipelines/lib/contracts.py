@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from factory_pipelines.lib.sources import SourceSpec
+
 if TYPE_CHECKING:
     import pandas
 
@@ -225,11 +227,52 @@ def _failure(spec: dict, result: Any) -> FailedExpectation | None:
     )
 
 
-def validate_frame(df: pandas.DataFrame, suite_path: Path, index_columns: list[str]) -> ContractResult:
-    """Validate a frame against a suite; an expectation that errors inside GX counts as failed."""
+def declared_expectations(spec: SourceSpec) -> list[dict[str, Any]]:
+    """The row-level part of a source's contract, derived from its declaration (one place to edit).
+
+    Columns present, required values, enums, ranges, patterns, lengths and the key's uniqueness; the
+    suite file adds what a declaration cannot say (row counts, distributions, relations between columns).
+    """
+    origin = f"declared in sources/{spec.name}.yaml"
+
+    def rule(kind: str, note: str, **kwargs: Any) -> dict[str, Any]:
+        column = kwargs.get("column") or ", ".join(kwargs.get("column_list", []))
+        return {"type": kind, "kwargs": kwargs, "meta": {"notes": f"{note}{f' of {column}' if column else ''} ({origin})"}}
+
+    rules = [rule("expect_table_columns_to_match_set", "Every declared column is present",
+                  column_set=[c.name for c in spec.columns], exact_match=False)]
+    for c in spec.columns:
+        if c.required:
+            rules.append(rule("expect_column_values_to_not_be_null", "Required value", column=c.name))
+        if c.enum is not None:
+            rules.append(rule("expect_column_values_to_be_in_set", "Allowed values", column=c.name, value_set=c.enum))
+        if c.min is not None or c.max is not None:
+            rules.append(rule("expect_column_values_to_be_between", "Allowed range", column=c.name,
+                              min_value=c.min, max_value=c.max))
+        if c.pattern is not None:
+            rules.append(rule("expect_column_values_to_match_regex", "Value format", column=c.name, regex=c.pattern))
+        if c.max_length is not None:
+            rules.append(rule("expect_column_value_lengths_to_be_between", "Length limit", column=c.name,
+                              min_value=1 if c.required else 0, max_value=c.max_length))
+    if len(spec.primary_key) == 1:
+        rules.append(rule("expect_column_values_to_be_unique", "Primary key", column=spec.primary_key[0]))
+    else:
+        rules.append(rule("expect_compound_columns_to_be_unique", "Primary key", column_list=spec.primary_key))
+    return rules
+
+
+def validate_frame(
+    df: pandas.DataFrame, suite_path: Path, index_columns: list[str], declared: list[dict[str, Any]] | None = None
+) -> ContractResult:
+    """Validate a frame against a suite plus `declared` rules; an expectation that errors in GX counts as failed."""
     suite, built = _parse(suite_path)
     gx, batch_definition = _gx()
-    specs = suite["expectations"]
+    specs = list(suite["expectations"])
+    seen = {(e["type"], json.dumps(e["kwargs"], sort_keys=True)) for e in specs}
+    for extra in declared or []:
+        if (extra["type"], json.dumps(extra["kwargs"], sort_keys=True)) not in seen:
+            built.append(_build(extra, len(specs), suite_path))
+            specs.append(extra)
     gx_suite = gx.ExpectationSuite(name=suite["name"], expectations=built)
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
     present = [c for c in index_columns if c in df.columns]

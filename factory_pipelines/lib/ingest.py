@@ -391,7 +391,8 @@ def _column_checks(column: ColumnSpec) -> list[str]:
         checks.append(f"CASE WHEN {condition} THEN {lit(f'{rule}|{name}|{detail}')} END")
 
     if column.required:
-        check(f"{c} IS NULL", "not_null", "required value is null or missing")
+        empty = f" OR {c} = ''" if column.type == "VARCHAR" else ""
+        check(f"{c} IS NULL{empty}", "not_null", "required value is null, empty or missing")
     if column.enum is not None:
         allowed = ", ".join(lit(v) for v in column.enum)
         checks.append(

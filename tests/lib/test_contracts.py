@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from factory_pipelines.lib import contracts
-from factory_pipelines.lib.contracts import ContractError, ContractResult, load_suite, validate_frame
+from factory_pipelines.lib.sources import load_source
+from factory_pipelines.lib.contracts import declared_expectations, ContractError, ContractResult, load_suite, validate_frame
 
 PACKAGE = Path(contracts.__file__).resolve().parents[1]
 SUITES = PACKAGE / "defs" / "contracts" / "suites"
@@ -139,7 +140,9 @@ def frame_for(suite: str) -> tuple[pd.DataFrame, str]:
 
 
 def run(suite: str, df: pd.DataFrame, index: list[str]) -> ContractResult:
-    return validate_frame(df, SUITES / f"{suite}.json", index)
+    """Validate as the contract check does: raw suites get the rules derived from the declaration."""
+    declared = declared_expectations(load_source(SOURCES / f"{suite.removesuffix('_v1')}.yaml")) if suite in RAW else None
+    return validate_frame(df, SUITES / f"{suite}.json", index, declared)
 
 
 def failed_types(result: ContractResult) -> set[tuple[str, str | None]]:
@@ -163,17 +166,18 @@ def test_suite_loads_and_every_rule_explains_itself(suite):
         assert e["meta"]["notes"].strip(), e
     types = {e["type"] for e in spec["expectations"]}
     assert "expect_table_row_count_to_be_between" in types
-    assert types & {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+    if suite.startswith("staging_"):  # raw suites get their key rule from the declaration
+        assert types & {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 
 
 @pytest.mark.parametrize("suite", RAW)
-def test_raw_suite_matches_declared_source(suite):
-    """Columns, required, enums, patterns and ranges of the source YAML all appear in the contract."""
+def test_declared_rules_cover_the_source_yaml(suite):
+    """Columns, required, enums, patterns, ranges and the key of the source YAML all become expectations."""
     source = yaml.safe_load((SOURCES / f"{suite.removesuffix('_v1')}.yaml").read_text())
     assert source["contract"] == suite
     rules = {
         (e["type"], e["kwargs"].get("column")): e["kwargs"]
-        for e in load_suite(SUITES / f"{suite}.json")["expectations"]
+        for e in declared_expectations(load_source(SOURCES / f"{suite.removesuffix('_v1')}.yaml"))
     }
     declared = [c["name"] for c in source["columns"]]
     column_set = rules[("expect_table_columns_to_match_set", None)]
@@ -194,9 +198,16 @@ def test_raw_suite_matches_declared_source(suite):
             bounds = rules[("expect_column_values_to_be_between", name)]
             assert (bounds["min_value"], bounds["max_value"]) == (col["min"], col["max"])
         if "max_length" in col:
-            assert (
-                rules[("expect_column_value_lengths_to_be_between", name)]["max_value"] == col["max_length"]
-            )
+            assert rules[("expect_column_value_lengths_to_be_between", name)]["max_value"] == col["max_length"]
+
+
+@pytest.mark.parametrize("suite", RAW)
+def test_suite_files_do_not_repeat_declared_rules(suite):
+    """One place to edit a row rule: the declaration, never the suite file too."""
+    spec = load_source(SOURCES / f"{suite.removesuffix('_v1')}.yaml")
+    derived = {(e["type"], json.dumps(e["kwargs"], sort_keys=True)) for e in declared_expectations(spec)}
+    in_file = {(e["type"], json.dumps(e["kwargs"], sort_keys=True)) for e in load_suite(SUITES / f"{suite}.json")["expectations"]}
+    assert not derived & in_file
 
 
 # --- clean data ----------------------------------------------------------------------------------
@@ -208,7 +219,12 @@ def test_clean_frame_passes(suite):
     result = run(suite, df, [key])
     assert result.success, result.summary()
     assert result.failed == [] and result.rows == N
-    assert result.evaluated == len(load_suite(SUITES / f"{suite}.json")["expectations"])
+    in_file = len(load_suite(SUITES / f"{suite}.json")["expectations"])
+    if suite in RAW:
+        spec = load_source(SOURCES / f"{suite.removesuffix('_v1')}.yaml")
+        assert result.evaluated == in_file + len(declared_expectations(spec))
+    else:
+        assert result.evaluated == in_file
     assert "passed" in result.summary()
 
 
@@ -327,9 +343,10 @@ def test_failures_come_back_in_suite_order():
     df.loc[2, "customer_id"] = "X-1"
     df.loc[3, "lifetime_spend"] = -1.0
     result = run("customers_v1", df, ["customer_id"])
+    spec = load_source(SOURCES / "customers.yaml")
     order = [
         (e["type"], e["kwargs"].get("column"))
-        for e in load_suite(SUITES / "customers_v1.json")["expectations"]
+        for e in load_suite(SUITES / "customers_v1.json")["expectations"] + declared_expectations(spec)
     ]
     got = [(f.expectation, f.column) for f in result.failed]
     assert len(got) == 4 and got == sorted(got, key=order.index)

@@ -20,9 +20,10 @@ EXAMPLES_SHOWN = 5
 
 def contract_check(
     asset_key: dg.AssetKey, table: str, suite_path: Path, index_columns: list[str],
-    partitions: dg.PartitionsDefinition,
+    partitions: dg.PartitionsDefinition, source: SourceSpec | None = None,
 ) -> dg.AssetChecksDefinition:
-    """`contract_<suite>`: the table's rows of one day validated against its suite."""
+    """`contract_<suite>`: the table's rows of one day validated against its suite (plus, for a raw
+    table, the row rules derived from its source declaration)."""
     suite = suite_path.stem
 
     @dg.asset_check(
@@ -34,12 +35,13 @@ def contract_check(
         metadata={"suite_file": str(suite_path)},
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        from factory_pipelines.lib.contracts import validate_frame
+        from factory_pipelines.lib.contracts import declared_expectations, validate_frame
 
         frame = warehouse.query_df(
             f"SELECT * FROM {table} WHERE _partition = ?", [date.fromisoformat(context.partition_key)]
         )
-        result = validate_frame(frame, suite_path, index_columns)
+        declared = declared_expectations(source) if source is not None else None
+        result = validate_frame(frame, suite_path, index_columns, declared)
         failed = [f.model_dump(mode="json") for f in result.failed]
         for item in failed:
             item["examples"] = item["examples"][:EXAMPLES_SHOWN]
