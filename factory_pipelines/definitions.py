@@ -14,7 +14,7 @@ from factory_pipelines.defs.partitions import daily_partitions
 from factory_pipelines.defs.resources import build_resources
 from factory_pipelines.defs.staging.assets import build_staging_asset
 from factory_pipelines.lib.conform import STAGING_DDL
-from factory_pipelines.lib.sources import load_sources
+from factory_pipelines.lib.sources import find_suite, load_sources
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
 
@@ -22,7 +22,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, checks, jobs, schedules and resources for one set of settings."""
     settings = settings or get_settings()
     partitions = daily_partitions(settings)
-    sources = load_sources(settings.sources_dir, settings.suites_dir)
+    sources = load_sources(settings.source_dirs, settings.suite_dirs)
     staged = [name for name in STAGING_DDL if name in sources]
 
     assets = [build_raw_asset(spec, partitions, str(settings.landing_dir)) for spec in sources.values()]
@@ -31,13 +31,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
     checks = []
     for spec in sources.values():
-        suite = settings.suites_dir / f"{spec.contract}.json"
+        suite = find_suite(spec.contract, settings.suite_dirs)
         checks.append(
             contract_check(dg.AssetKey(["raw", spec.name]), spec.table, suite, spec.primary_key, partitions, spec)
         )
         checks.append(quarantine_rate_check(spec, partitions))
     for name in staged:
-        suite = settings.suites_dir / f"staging_{sources[name].contract}.json"
+        suite = find_suite(f"staging_{name}_v1", settings.suite_dirs)
         checks.append(
             contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite, sources[name].primary_key, partitions)
         )

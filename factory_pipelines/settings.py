@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     suites_dir: Path = Field(
         PACKAGE_DIR / "defs" / "contracts" / "suites", description="Folder of Great Expectations suites."
     )
+    user_sources_dir: Path | None = Field(
+        None, description="Your own source declarations; a file here replaces the shipped one of the same name."
+    )
+    user_suites_dir: Path | None = Field(
+        None, description="Your own suites; a file here replaces the shipped one of the same name."
+    )
 
     # Feast.
     feature_repo: Path = Field(REPO_ROOT / "feature_repo", description="The Feast repository.")
@@ -121,6 +127,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=_settings_file())
         return init_settings, env_settings, dotenv_settings, yaml_source
+
+    @property
+    def source_dirs(self) -> list[Path]:
+        """Where source declarations are read, later folders overriding earlier ones by file name."""
+        return [self.sources_dir, *([self.user_sources_dir] if self.user_sources_dir else [])]
+
+    @property
+    def suite_dirs(self) -> list[Path]:
+        """Where contract suites are looked up, later folders overriding earlier ones by file name."""
+        return [self.suites_dir, *([self.user_suites_dir] if self.user_suites_dir else [])]
 
     def ensure_dirs(self) -> None:
         """Create the local state folders the embedded profile writes into."""

@@ -268,10 +268,12 @@ class _Loader:
             lambda column, _: f"t.{q(column)}", check_casts=False,
         )
         rules = " ".join(f"WHEN list_contains(kinds, {lit(k)}) THEN {lit(v)}" for k, v in CSV_REJECT_RULES.items())
+        renames = " ".join(f"WHEN {lit(file_column)} THEN {lit(name)}" for name, file_column in mapping.items())
+        declared_name = f"CASE min(column_name) {renames} ELSE min(column_name) END" if renames else "min(column_name)"
         self._unparsed(
             path, "NULL::BIGINT", "line::BIGINT", f"CASE {rules} ELSE 'malformed_row' END", "column_name", "detail",
             "payload",
-            "(SELECT line, list(DISTINCT error_type::VARCHAR) AS kinds, min(column_name) AS column_name, "
+            f"(SELECT line, list(DISTINCT error_type::VARCHAR) AS kinds, {declared_name} AS column_name, "
             "string_agg(error_message, '; ') AS detail, any_value(csv_line) AS payload FROM _rejects GROUP BY line)",
         )
 

@@ -143,15 +143,28 @@ def load_source(path: Path) -> SourceSpec:
     return spec
 
 
-def load_sources(directory: Path, suites_dir: Path | None = None) -> dict[str, SourceSpec]:
-    """All sources of a folder, by name; with `suites_dir`, each contract file must exist."""
-    files = sorted(Path(directory).glob("*.yaml"))
+def find_suite(name: str, suite_dirs: list[Path]) -> Path:
+    """The suite file `<name>.json` from the last folder that has it; an error names every folder tried."""
+    for folder in reversed(suite_dirs):
+        if (Path(folder) / f"{name}.json").exists():
+            return Path(folder) / f"{name}.json"
+    raise SourceSpecError(f"no suite file {name}.json in {', '.join(map(str, suite_dirs))}")
+
+
+def load_sources(directories: Path | list[Path], suite_dirs: list[Path] | None = None) -> dict[str, SourceSpec]:
+    """All sources by name; a file in a later folder replaces one of the same name in an earlier one.
+
+    With `suite_dirs`, each source's contract suite must exist, or the error names the source file.
+    """
+    folders = [directories] if isinstance(directories, Path) else list(directories)
+    files = {path.stem: path for folder in folders for path in sorted(Path(folder).glob("*.yaml"))}
     if not files:
-        raise SourceSpecError(f"{directory}: no source declarations (*.yaml)")
-    specs = {path.stem: load_source(path) for path in files}
-    if suites_dir is not None:
-        for path, spec in zip(files, specs.values(), strict=True):
-            suite = Path(suites_dir) / f"{spec.contract}.json"
-            if not suite.exists():
-                raise SourceSpecError(f"{path}: contract {spec.contract!r} has no suite file {suite}")
+        raise SourceSpecError(f"{', '.join(map(str, folders))}: no source declarations (*.yaml)")
+    specs = {name: load_source(path) for name, path in sorted(files.items())}
+    for name, spec in specs.items():
+        if suite_dirs is not None:
+            try:
+                find_suite(spec.contract, suite_dirs)
+            except SourceSpecError as exc:
+                raise SourceSpecError(f"{files[name]}: contract {spec.contract!r}: {exc}") from None
     return specs

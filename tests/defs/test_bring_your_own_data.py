@@ -1,0 +1,76 @@
+"""Bring your own data: a helpdesk export in another shape (other headers, `;`, day-first dates,
+numeric ids, an extra column, a missing optional one) declared in the user's own folder, run
+through the same data plane as the demo, without touching the shipped declarations."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from factory_pipelines.definitions import build_definitions
+from factory_pipelines.instance import prepare_instance
+from factory_pipelines.lib.demo_data import write_demo_data
+from factory_pipelines.runs import run_partitions
+from factory_pipelines.settings import get_settings
+from tests.conftest import use_home
+
+DECLARATION = """
+name: tickets
+description: Tickets exported from our helpdesk (semicolon CSV, day-first dates).
+format: csv
+file_pattern: "export_*.csv"
+contract: tickets_v1
+primary_key: [ticket_id]
+max_quarantine_rate: 0.2
+csv: {delimiter: ";", timestamp_format: "%d/%m/%Y %H:%M"}
+columns:
+  - {name: ticket_id, type: VARCHAR, required: true, source_name: "Ticket ID"}
+  - {name: customer_id, type: VARCHAR, required: true, source_name: "Customer"}
+  - {name: created_at, type: TIMESTAMP, required: true, source_name: "Created"}
+  - {name: channel, type: VARCHAR, required: true, enum: [email, chat, phone, web], source_name: "Channel"}
+  - {name: subject, type: VARCHAR, required: true, source_name: "Subject"}
+  - {name: body, type: VARCHAR, required: true, source_name: "Description"}
+  - {name: order_id, type: VARCHAR, source_name: "Order"}
+  - {name: in_reply_to, type: VARCHAR}
+"""
+EXPORT = """Ticket ID;Customer;Created;Channel;Subject;Description;Order;Priority
+48213;C-00001;01/11/2026 09:15;email;Refund please;"My order O-1234567 arrived broken; I want my $49.99 back!";O-1234567;High
+48214;C-00002;01/11/2026 10:02;chat;Login;Cannot log in since yesterday;;Low
+48215;C-00003;01/11/2026 11:40;fax;Invoice;Please resend the invoice;;Low
+48216;C-00004;31/11/2026 12:00;web;Hello;Bad date;;Low
+48217;C-00005;01/11/2026 13:30;phone;Shipping;Where is my parcel?;;Medium
+"""
+
+
+@pytest.mark.slow
+def test_own_export_runs_through_the_data_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = tmp_path / "my_sources"
+    own.mkdir()
+    (own / "tickets.yaml").write_text(DECLARATION)
+    settings = use_home(monkeypatch, tmp_path / "home", user_sources_dir=str(own))
+    write_demo_data(Path(settings.landing_dir), date(2026, 11, 1), date(2026, 11, 1), tickets_per_day=20,
+                    customers=30, defect_rate=0.0)
+    folder = Path(settings.landing_dir) / "tickets" / "2026-11-01"
+    (folder / "tickets.csv").unlink()
+    (folder / "export_0001.csv").write_text(EXPORT)
+    prepare_instance(settings)
+
+    outcome = run_partitions("data_plane_job", ["2026-11-01"], definitions=build_definitions(settings))[0]
+
+    assert outcome.success, (outcome.failed_steps, outcome.error, outcome.check_descriptions)
+    raw = outcome.materialized["raw/tickets"]
+    assert (raw["rows_read"], raw["rows_loaded"], raw["rows_quarantined"]) == (5, 3, 2)
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        rules = dict(con.execute("SELECT rule, column_name FROM raw.quarantine WHERE source = 'tickets'").fetchall())
+        assert rules == {"enum": "channel", "type": "created_at"}
+        first = con.execute("SELECT created_at::VARCHAR, body, _extra->>'$.Priority' FROM raw.tickets "
+                            "WHERE ticket_id = '48213'").fetchone()
+        assert first == ("2026-11-01 09:15:00", "My order O-1234567 arrived broken; I want my $49.99 back!", "High")
+        features = con.execute(f"SELECT ticket_id, mentions_refund, mentions_amount, has_order_ref FROM read_parquet("
+                               f"'{settings.feature_data_dir}/ticket_features/2026-11-01.parquet') ORDER BY 1").fetchall()
+    assert features[0] == ("48213", True, True, True)
+    assert "features/online_store" in outcome.materialized
+    get_settings.cache_clear()
