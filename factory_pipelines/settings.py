@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     """Every knob of the factory. Paths left empty are derived from `home`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FACTORY_", env_file=".env", extra="ignore", frozen=True, env_nested_delimiter="__"
+        env_prefix="FACTORY_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
     profile: Literal["local", "ci", "prod"] = Field("local", description="Deployment profile, for the record.")
