@@ -216,7 +216,7 @@ class _Loader:
             self._unparsed(path, row, "NULL::BIGINT", "'missing_column'", lit(missing[0]), lit(detail), payload, source)
             return
         columns = {c.name: c for c in self.spec.columns}
-        raw = {name: access(file_column, columns[name]) for name, file_column in mapping.items()}
+        raw = {name: _mapped(access(file_column, columns[name]), columns[name]) for name, file_column in mapping.items()}
         failed = [
             f"CASE WHEN {raw[name]} IS NOT NULL AND TRY_CAST({raw[name]} AS {columns[name].type}) IS NULL "
             f"THEN {lit(name)} END"
@@ -382,6 +382,14 @@ class _Loader:
                 f"{spec.name} {self.partition}: counts do not reconcile: read {report.rows_read}, loaded "
                 f"{report.rows_loaded}, quarantined {report.rows_quarantined}"
             )
+
+
+def _mapped(expression: str, column: ColumnSpec) -> str:
+    """Apply a column's declared value map (file value -> declared value) to an SQL expression."""
+    if not column.value_map:
+        return expression
+    cases = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in column.value_map.items())
+    return f"(CASE {expression}::VARCHAR {cases} ELSE {expression} END)"
 
 
 def _column_checks(column: ColumnSpec) -> list[str]:

@@ -35,6 +35,9 @@ class ColumnSpec(BaseModel):
     description: str = ""
     source_name: str | None = Field(None, description="Header or field name in the files, if it differs.")
     enum: list[str] | None = Field(None, description="Allowed values.")
+    value_map: dict[str, str] | None = Field(
+        None, description="Values as your files write them -> declared values (e.g. 'E-mail': email), applied on read."
+    )
     min: float | None = Field(None, description="Smallest allowed value (numbers).")
     max: float | None = Field(None, description="Largest allowed value (numbers).")
     pattern: str | None = Field(None, description="Regular expression the whole value must match.")

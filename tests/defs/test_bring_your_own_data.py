@@ -30,15 +30,16 @@ columns:
   - {name: ticket_id, type: VARCHAR, required: true, source_name: "Ticket ID"}
   - {name: customer_id, type: VARCHAR, required: true, source_name: "Customer"}
   - {name: created_at, type: TIMESTAMP, required: true, source_name: "Created"}
-  - {name: channel, type: VARCHAR, required: true, enum: [email, chat, phone, web], source_name: "Channel"}
+  - {name: channel, type: VARCHAR, required: true, enum: [email, chat, phone, web], source_name: "Channel",
+     value_map: {"E-mail": email, "Live chat": chat}}
   - {name: subject, type: VARCHAR, required: true, source_name: "Subject"}
   - {name: body, type: VARCHAR, required: true, source_name: "Description"}
   - {name: order_id, type: VARCHAR, source_name: "Order"}
   - {name: in_reply_to, type: VARCHAR}
 """
 EXPORT = """Ticket ID;Customer;Created;Channel;Subject;Description;Order;Priority
-48213;C-00001;01/11/2026 09:15;email;Refund please;"My order O-1234567 arrived broken; I want my $49.99 back!";O-1234567;High
-48214;C-00002;01/11/2026 10:02;chat;Login;Cannot log in since yesterday;;Low
+48213;C-00001;01/11/2026 09:15;E-mail;Refund please;"My order O-1234567 arrived broken; I want my $49.99 back!";O-1234567;High
+48214;C-00002;01/11/2026 10:02;Live chat;Login;Cannot log in since yesterday;;Low
 48215;C-00003;01/11/2026 11:40;fax;Invoice;Please resend the invoice;;Low
 48216;C-00004;31/11/2026 12:00;web;Hello;Bad date;;Low
 48217;C-00005;01/11/2026 13:30;phone;Shipping;Where is my parcel?;;Medium
@@ -66,9 +67,11 @@ def test_own_export_runs_through_the_data_plane(tmp_path: Path, monkeypatch: pyt
     with duckdb.connect(settings.warehouse, read_only=True) as con:
         rules = dict(con.execute("SELECT rule, column_name FROM raw.quarantine WHERE source = 'tickets'").fetchall())
         assert rules == {"enum": "channel", "type": "created_at"}
-        first = con.execute("SELECT created_at::VARCHAR, body, _extra->>'$.Priority' FROM raw.tickets "
+        first = con.execute("SELECT created_at::VARCHAR, channel, body, _extra->>'$.Priority' FROM raw.tickets "
                             "WHERE ticket_id = '48213'").fetchone()
-        assert first == ("2026-11-01 09:15:00", "My order O-1234567 arrived broken; I want my $49.99 back!", "High")
+        assert first == ("2026-11-01 09:15:00", "email", "My order O-1234567 arrived broken; I want my $49.99 back!",
+                         "High")
+        assert con.execute("SELECT channel FROM raw.tickets WHERE ticket_id = '48214'").fetchone() == ("chat",)
         features = con.execute(f"SELECT ticket_id, mentions_refund, mentions_amount, has_order_ref FROM read_parquet("
                                f"'{settings.feature_data_dir}/ticket_features/2026-11-01.parquet') ORDER BY 1").fetchall()
     assert features[0] == ("48213", True, True, True)
