@@ -1,7 +1,6 @@
 """Feature services: <consumer>_v<N>, what each consumer reads."""
 
 from feast import FeatureService
-
 from feature_views import customer_daily_profile, ticket_text_stats
 
 support_agent_v1 = FeatureService(

@@ -2,10 +2,9 @@
 
 from datetime import timedelta
 
+from entities import customer, ticket
 from feast import FeatureView, Field
 from feast.types import Bool, Float64, Int64, String
-
-from entities import customer, ticket
 from sources import customer_daily_source, ticket_features_source
 
 customer_daily_profile = FeatureView(

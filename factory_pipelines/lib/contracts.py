@@ -193,7 +193,7 @@ def _example(row: Any, value: Any, value_columns: list[str]) -> dict[str, Any]:
     """Index columns first, the offending value(s) last; the row position when no index columns exist."""
     if not isinstance(row, dict):
         values = value if len(value_columns) > 1 and isinstance(value, tuple) else (value,)
-        return {"_row": row} | dict(zip(value_columns, values))
+        return {"_row": row} | dict(zip(value_columns, values, strict=False))
     return {k: v for k, v in row.items() if k not in value_columns} | {
         k: row[k] for k in value_columns if k in row
     }

@@ -8,7 +8,7 @@ time. Files are written to a temporary name and renamed, so Feast never reads ha
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ FEATURE_TABLES = ("customer_daily", "ticket_features")
 
 def day_window(partition: date) -> tuple[datetime, datetime]:
     """[start, end) of a daily partition in UTC."""
-    start = datetime.combine(partition, time(), tzinfo=timezone.utc)
+    start = datetime.combine(partition, time(), tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 

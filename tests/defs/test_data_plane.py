@@ -4,7 +4,7 @@ instance, then what a bad day does: blocking contracts stop everything downstrea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -87,7 +87,7 @@ def test_historical_features_are_point_in_time_correct(plane) -> None:
     entity_df = pd.DataFrame({
         "customer_id": [customer_id] * 2,
         "ticket_id": ["T-none", "T-none"],
-        "event_timestamp": [datetime(2026, 11, 1, 12, tzinfo=timezone.utc), datetime(2026, 11, 2, 12, tzinfo=timezone.utc)],
+        "event_timestamp": [datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC)],
     })
     frame = store.historical_features(entity_df).sort_values("event_timestamp")
     assert frame["plan"].isna().tolist() == [True, False], "day 1 noon must not see the snapshot taken at its end"

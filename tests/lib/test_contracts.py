@@ -14,8 +14,14 @@ import pytest
 import yaml
 
 from factory_pipelines.lib import contracts
+from factory_pipelines.lib.contracts import (
+    ContractError,
+    ContractResult,
+    declared_expectations,
+    load_suite,
+    validate_frame,
+)
 from factory_pipelines.lib.sources import load_source
-from factory_pipelines.lib.contracts import declared_expectations, ContractError, ContractResult, load_suite, validate_frame
 
 PACKAGE = Path(contracts.__file__).resolve().parents[1]
 SUITES = PACKAGE / "defs" / "contracts" / "suites"
@@ -87,7 +93,7 @@ def orders_frame() -> pd.DataFrame:
                 "amount": amount,
                 "currency": [["USD", "EUR", "GBP"][i % 3] for i in range(N)],
                 "status": status,
-                "refund_amount": [a / 2 if s == "refunded" else None for a, s in zip(amount, status)],
+                "refund_amount": [a / 2 if s == "refunded" else None for a, s in zip(amount, status, strict=True)],
                 "ordered_at": [DAY + pd.Timedelta(minutes=5 * i) for i in range(N)],
                 "updated_at": [DAY + pd.Timedelta(minutes=5 * i + 60) for i in range(N)],
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -176,7 +176,7 @@ def test_reloading_a_partition_replaces_it(tmp_path: Path) -> None:
 
 
 def orders_table(**columns) -> pa.Table:
-    stamp = pa.array([datetime(2026, 11, 1, 9, tzinfo=timezone.utc)] * 3, pa.timestamp("us", tz="UTC"))
+    stamp = pa.array([datetime(2026, 11, 1, 9, tzinfo=UTC)] * 3, pa.timestamp("us", tz="UTC"))
     base = {
         "order_id": ["O-0000001", "O-0000002", "O-0000003"], "customer_id": ["C-00001"] * 3,
         "product": ["Lamp"] * 3, "amount": [10.0, 20.0, 30.0], "currency": ["USD", "EUR", "GBP"],

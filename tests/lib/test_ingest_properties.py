@@ -10,7 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from factory_pipelines.lib.demo_data import write_demo_data
 from factory_pipelines.lib.ingest import load_partition

@@ -13,7 +13,12 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from factory_pipelines.lib.features import customer_daily_sql, day_window, ticket_features_sql, write_feature_partition
+from factory_pipelines.lib.features import (
+    customer_daily_sql,
+    day_window,
+    ticket_features_sql,
+    write_feature_partition,
+)
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 
