@@ -42,7 +42,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite, sources[name].primary_key, partitions)
         )
 
-    job, schedule = build_jobs()
+    job, schedule = build_jobs(settings.executor)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

@@ -16,7 +16,10 @@ from factory_pipelines.settings import Settings, export_dagster_home
 
 
 def instance_config(settings: Settings) -> dict[str, Any]:
-    config: dict[str, Any] = {"telemetry": {"enabled": False}}
+    config: dict[str, Any] = {
+        "telemetry": {"enabled": False},
+        "concurrency": {"runs": {"max_concurrent_runs": settings.max_concurrent_runs}},
+    }
     if settings.dagster_postgres_url:
         config["storage"] = {"postgres": {"postgres_url": settings.dagster_postgres_url}}
     return config

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # Dagster instance.
     dagster_home: Path | None = Field(None, description="DAGSTER_HOME; default <home>/dagster.")
     dagster_postgres_url: str = Field("", description="Postgres URL for Dagster storage (production).")
+    max_concurrent_runs: int = Field(2, ge=1, description="Runs the Dagster daemon executes at once (backfills).")
+    executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process",
+        description="How a run executes its steps: one process (no per-step imports of GX and Feast, best on "
+        "one machine) or one process per step.",
+    )
 
     # Demo source and default date range.
     start_date: date = Field(date(2026, 11, 1), description="First partition of the default date range.")

@@ -7,9 +7,13 @@ import dagster as dg
 DATA_PLANE_JOB = "data_plane_job"
 
 
-def build_jobs() -> tuple[Any, dg.ScheduleDefinition]:
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+
+
+def build_jobs(executor: str) -> tuple[Any, dg.ScheduleDefinition]:
     job = dg.define_asset_job(
         DATA_PLANE_JOB,
+        executor_def=EXECUTORS[executor],
         selection=dg.AssetSelection.groups("ingestion", "staging", "features"),
         description="Ingest one day of landing files, enforce contracts, conform, build and serve features. "
         "Blocking checks stop everything downstream of a failed contract in the same run.",
