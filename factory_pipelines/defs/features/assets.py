@@ -27,9 +27,15 @@ LEXICON_FILE = Path(__file__).with_name("lexicon.yaml")
 FEATURE_VIEWS = {"customer_daily": "customer_daily_profile", "ticket_features": "ticket_text_stats"}
 
 
-def _parquet_schema(con, path: str) -> dg.TableSchema:
-    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
-    return dg.TableSchema(columns=[dg.TableColumn(name=r[0], type=r[1]) for r in rows])
+def _feature_table(warehouse: WarehouseResource, sql: str, directory: Path, partition: date) -> dg.MaterializeResult:
+    """Write one day of a feature table and describe the file it wrote."""
+    with warehouse.connect() as con:
+        stats = write_feature_partition(con, sql, directory, partition)
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(stats['path'])})").fetchall()
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=r[0], type=r[1]) for r in rows])
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": stats["rows"], "path": stats["path"], "dagster/column_schema": schema}
+    )
 
 
 def build_feature_assets(
@@ -51,14 +57,7 @@ def build_feature_assets(
     )
     def customer_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = date.fromisoformat(context.partition_key)
-        with warehouse.connect() as con:
-            stats = write_feature_partition(
-                con, customer_daily_sql(partition), feature_data_dir / "customer_daily", partition
-            )
-            schema = _parquet_schema(con, stats["path"])
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": stats["rows"], "path": stats["path"], "dagster/column_schema": schema}
-        )
+        return _feature_table(warehouse, customer_daily_sql(partition), feature_data_dir / "customer_daily", partition)
 
     @dg.asset(
         key=["features", "ticket_features"],
@@ -77,12 +76,7 @@ def build_feature_assets(
         partition = date.fromisoformat(context.partition_key)
         lexicon = yaml.safe_load(LEXICON_FILE.read_text())
         sql = ticket_features_sql(partition, lexicon["positive"], lexicon["negative"])
-        with warehouse.connect() as con:
-            stats = write_feature_partition(con, sql, feature_data_dir / "ticket_features", partition)
-            schema = _parquet_schema(con, stats["path"])
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": stats["rows"], "path": stats["path"], "dagster/column_schema": schema}
-        )
+        return _feature_table(warehouse, sql, feature_data_dir / "ticket_features", partition)
 
     repo_files = sorted(feature_repo.glob("*.py")) + [feature_repo / "feature_store.yaml"]
     repo_hash = hashlib.sha256(b"".join(p.read_bytes() for p in repo_files if p.exists())).hexdigest()[:12]
