@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from factory_pipelines.lib.ingest import lit
+from factory_pipelines.lib.sql import lit
 
 STAGING_DDL = {
     "tickets": """ticket_id VARCHAR, customer_id VARCHAR, created_at TIMESTAMP, channel VARCHAR, subject VARCHAR,

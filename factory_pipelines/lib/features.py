@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from factory_pipelines.lib.ingest import lit
+from factory_pipelines.lib.sql import lit
 
 FEATURE_TABLES = ("customer_daily", "ticket_features")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from factory_pipelines.lib.sources import ColumnSpec, SourceSpec
+from factory_pipelines.lib.sql import lit, q
 
 LINEAGE_COLUMNS = {
     "_partition": "DATE NOT NULL",
@@ -74,16 +75,6 @@ class LoadReport:
     @property
     def quarantine_rate(self) -> float:
         return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
-
-
-def q(identifier: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    """An SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def raw_table_ddl(spec: SourceSpec) -> str:

@@ -19,7 +19,7 @@ from factory_pipelines.lib.features import (
     ticket_features_sql,
     write_feature_partition,
 )
-from factory_pipelines.lib.ingest import lit
+from factory_pipelines.lib.sql import lit
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 

@@ -1,0 +1,132 @@
+"""Performance benchmarks of the factory: each compares the project's code with the bare library doing
+the same work in the same run and reports the ratio (see README.md). Run one with
+`.venv/bin/python -m benchmarks.<name>`, all with `.venv/bin/python -m benchmarks`.
+
+Helpers shared by the benchmark modules live here. They import nothing from `factory_pipelines`: each
+benchmark first points `FACTORY_HOME` at a fresh temporary folder (`isolated_home`), then imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+RESULTS_DIR = PACKAGE_DIR / "results"
+LIBRARIES = ("duckdb", "dagster", "feast", "great-expectations", "pandas", "pyarrow", "pydantic")
+
+
+def isolated_home(name: str) -> Path:
+    """A fresh state folder for one benchmark; set before any `factory_pipelines` import.
+
+    `FACTORY_SETTINGS_FILE` points at a file that does not exist, so a developer's `factory.yaml`
+    cannot move state back into the repo; `check_isolated` verifies the derived paths afterwards.
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"factory-bench-{name}-"))
+    os.environ["FACTORY_HOME"] = str(home)
+    os.environ["FACTORY_SETTINGS_FILE"] = str(home / "no-settings-file.yaml")
+    for key in ("DAGSTER_HOME",):
+        os.environ.pop(key, None)
+    if "factory_pipelines.settings" in sys.modules:
+        sys.modules["factory_pipelines.settings"].get_settings.cache_clear()
+    return home
+
+
+def check_isolated(settings: Any, home: Path) -> None:
+    """Refuse to run if any state path of the settings lies outside the temporary home."""
+    paths = [settings.home, settings.warehouse, settings.landing_dir, settings.feature_data_dir,
+             settings.feast_registry, settings.feast_online_path, settings.dagster_home]
+    outside = [str(p) for p in paths if not Path(str(p)).resolve().is_relative_to(home.resolve())]
+    if outside or settings.dagster_postgres_url or settings.feast_online_store != "sqlite":
+        raise SystemExit(f"benchmark state is not isolated under {home}: {outside} (check .env / env vars)")
+
+
+def cleanup(home: Path) -> None:
+    if os.environ.get("BENCH_KEEP"):
+        print(f"state kept in {home} (BENCH_KEEP set)")
+        return
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU, memory, Python and library versions of this run."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    memory_gb = None
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": memory_gb,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "libraries": versions,
+    }
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
+    print(f"machine: {info['usable_cores']}/{info['cores']} cores, {info['cpu']}, {info['memory_gb']} GB, "
+          f"{info['platform']}")
+    print(f"python {info['python']} ({info['python_executable']}); {libs}")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write `benchmarks/results/<name>.json`; `result["summary"]` rows feed the table of `-m benchmarks`.
+
+    A summary row: case, metric, unit, project, bare, ratio, goal (text), met (bool).
+    """
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {"benchmark": name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **result}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(f"result written to {path.relative_to(REPO_ROOT)}")
+    return path
+
+
+def print_summary_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        print(f"  {row['case']}: project {row['project']:.4g} {row['unit']}, bare {row['bare']:.4g} {row['unit']}, "
+              f"ratio {row['ratio']:.3f} (goal {row['goal']}) -> {verdict(row['met'])}")

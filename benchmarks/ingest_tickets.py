@@ -1,0 +1,281 @@
+"""Ingestion of 1,000,000 ticket rows: the raw asset's load vs a bare DuckDB `read_csv` into a table.
+
+Project: `factory_pipelines.lib.ingest.load_partition` with the declared `tickets` source (typed read,
+rejects table, lineage columns, row rules and duplicate keys moved to quarantine, reconciliation), on a
+fresh DuckDB file opened like `WarehouseResource` opens it (`threads=2`). Contracts (Great Expectations
+checks) are not part of the load and are excluded.
+Bare: `CREATE TABLE t AS SELECT * FROM read_csv(file, columns={declared types}, header=true,
+auto_detect=false)` on a fresh DuckDB file with the same config. Same CSV file for both.
+
+Each case: one warm-up of each, then 3 repetitions of each in alternating order, fresh files every time;
+the time of a load includes closing the connection (the data is on disk). Goal: project throughput is
+at least 0.8 of bare throughput. A clean file and one with ~1 % defects (bad enums, nulls in required
+columns, duplicate keys) are measured separately.
+
+    .venv/bin/python -m benchmarks.ingest_tickets [--rows N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from benchmarks import (
+    check_isolated, cleanup, isolated_home, machine, median, print_machine, print_summary_rows, verdict,
+    write_result,
+)
+
+NAME = "ingest_tickets"
+GOAL = 0.8  # project rows/s divided by bare rows/s, at least
+PARTITION = date(2026, 11, 1)
+THREADS = 2  # WarehouseResource opens DuckDB with config={"threads": 2}
+
+# Fragments of realistic ticket bodies (commas, quotes, apostrophes, a newline, a few non-ASCII letters).
+_FRAGMENTS = [
+    "Hi support, my order still hasn't arrived, the tracking page says \"in transit\" since Monday.",
+    "I was charged twice for the same order, once on the 3rd and again on the 5th - please refund one.",
+    "The \"Nimbus Wireless Earbuds\" keep disconnecting from Bluetooth, I already tried a factory reset.",
+    "Could you send me an invoice with VAT? I need it for my expense report, thanks in advance.",
+    "This is UNACCEPTABLE!! Third time I'm writing about this, nobody replies.",
+    "Kind regards,\nJosé O'Brien",
+    "The espresso machine leaks water from the base, it's only two weeks old; I want a replacement.",
+    "How long does shipping to Germany take? I'm thinking of ordering the \"Atlas Standing Desk\".",
+    "I forgot my password and the reset email never arrives, I checked spam too.",
+    "Søren here: the app crashes with error ERR-502 whenever I open my order history.",
+    "Please update the delivery address on my order, I'm moving this week (new flat, 3rd floor).",
+]
+_SUBJECTS = ["Where is my order?", "Refund request", "Charged twice", "Problem with my earbuds",
+             "Invoice needed", "Password reset not working", "Shipping times to Germany", "App error ERR-502",
+             "Change delivery address", "Espresso machine, \"leaking\""]
+
+
+def _sql_list(items: list[str]) -> str:
+    return "[" + ", ".join("'" + s.replace("'", "''") + "'" for s in items) + "]"
+
+
+def generate_csv(path: Path, rows: int, defects: bool) -> dict[str, int]:
+    """Write the tickets CSV with DuckDB itself (deterministic); returns the injected defect counts.
+
+    Ids: `T-<yyyymmdd>-<5 digits>` with 10 dates x 100,000 numbers, so 1,000,000 ids are unique and match
+    the declared pattern. With `defects`, 1 row in 100 breaks a rule: channel not in the enum, a null in a
+    required column, or a copy of the previous row's ticket id (a duplicate key).
+    """
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = _sql_list(_FRAGMENTS)
+    n = len(_FRAGMENTS)
+    body = (
+        f"left({f}[1 + i % {n}] || ' ' || {f}[1 + (i // 7) % {n}] || ' ' || {f}[1 + (i // 53) % {n}] || ' ' || "
+        f"{f}[1 + (i // 401) % {n}] || ' ' || {f}[1 + (i // 3001) % {n}], 100 + (i * 131) % 301)"
+    )
+    ticket_id = "'T-' || strftime(DATE '2026-10-22' + (i // 100000)::INTEGER, '%Y%m%d') || '-' || lpad((i % 100000)::VARCHAR, 5, '0')"
+    prev_id = ticket_id.replace("i //", "(i - 1) //").replace("i %", "(i - 1) %")
+    defect = "(CASE WHEN i % 100 = 50 THEN (i // 100) % 3 END)" if defects else "NULL::INTEGER"
+    sql = f"""
+    COPY (
+        SELECT
+            CASE WHEN d = 2 THEN {prev_id} ELSE {ticket_id} END AS ticket_id,
+            CASE WHEN d = 1 THEN NULL ELSE 'C-' || lpad((10000 + (i * 7919) % 90000)::VARCHAR, 5, '0') END AS customer_id,
+            strftime(TIMESTAMP '2026-11-01 00:00:00' + to_seconds((i * 86399 // {rows})::BIGINT), '%Y-%m-%d %H:%M:%S') AS created_at,
+            CASE WHEN d = 0 THEN ['fax', 'sms', 'telegram'][1 + (i // 100) % 3]
+                 ELSE ['email', 'chat', 'phone', 'web'][1 + (i * 31) % 4] END AS channel,
+            {_sql_list(_SUBJECTS)}[1 + (i * 17) % {len(_SUBJECTS)}] AS subject,
+            {body} AS body,
+            CASE WHEN i % 3 = 0 THEN 'O-' || lpad(((i * 104729) % 10000000)::VARCHAR, 7, '0') END AS order_id,
+            CASE WHEN i % 20 = 7 AND i > 1000 THEN {ticket_id.replace("i //", "(i - 1000) //").replace("i %", "(i - 1000) %")} END AS in_reply_to
+        FROM (SELECT range AS i, {defect} AS d FROM range({rows}))
+        ORDER BY i
+    ) TO '{path}' (HEADER, DELIMITER ',')
+    """
+    con = duckdb.connect(config={"threads": THREADS})
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+    if not defects:
+        return {}
+    injected = [k for k in range(rows) if k % 100 == 50]
+    kinds = {"invalid_enum": 0, "null_required": 0, "duplicate_key": 0}
+    for k in injected:
+        kinds[("invalid_enum", "null_required", "duplicate_key")[(k // 100) % 3]] += 1
+    return kinds
+
+
+def _declared_columns(spec: Any) -> str:
+    return "{" + ", ".join(f"'{c.file_name}': '{c.type}'" for c in spec.columns) + "}"
+
+
+def run_project(spec: Any, landing: Path, db: Path, run_id: str) -> tuple[float, Any]:
+    from factory_pipelines.lib.ingest import load_partition
+    from factory_pipelines.resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(database=str(db))
+    with warehouse.connect() as con:  # opened before the clock starts, like the bare side
+        start = time.perf_counter()
+        report = load_partition(con, spec, landing, PARTITION, run_id)
+        con.close()  # the context manager closes again: a no-op
+        elapsed = time.perf_counter() - start
+    return elapsed, report
+
+
+def run_bare(csv_file: Path, columns: str, db: Path) -> tuple[float, int]:
+    import duckdb
+
+    con = duckdb.connect(str(db), config={"threads": THREADS})
+    start = time.perf_counter()
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv_file}', columns={columns}, header=true, "
+                "auto_detect=false)")
+    rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+    con.close()
+    return time.perf_counter() - start, rows
+
+
+def phase_breakdown(spec: Any, landing: Path, db: Path) -> dict[str, float]:
+    """One extra, instrumented project load: seconds spent per phase (not part of the measurement)."""
+    from factory_pipelines.lib import ingest
+
+    spent: dict[str, float] = {}
+
+    def wrap(owner: Any, attr: str, label: str) -> Any:
+        original = getattr(owner, attr)
+
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
+
+        setattr(owner, attr, timed_call)
+        return original
+
+    patched = [
+        (ingest, "data_version", wrap(ingest, "data_version", "data_version (sha256 of the file)")),
+        (ingest, "ensure_tables", wrap(ingest, "ensure_tables", "ensure_tables")),
+        (ingest._Loader, "csv_file", wrap(ingest._Loader, "csv_file", "csv_file (typed read_csv + insert + rejects)")),
+        (ingest._Loader, "apply_row_rules", wrap(ingest._Loader, "apply_row_rules", "apply_row_rules (rules + duplicate keys)")),
+        (ingest._Loader, "reconcile", wrap(ingest._Loader, "reconcile", "reconcile (counts)")),
+    ]
+    try:
+        total, _ = run_project(spec, landing, db, "bench-breakdown")
+    finally:
+        for owner, attr, original in patched:
+            setattr(owner, attr, original)
+    spent["other (delete, commit, close)"] = total - sum(spent.values())
+    spent["total"] = total
+    return spent
+
+
+def measure_case(label: str, spec: Any, landing: Path, work: Path, repeat: int) -> dict[str, Any]:
+    csv_file = landing / spec.name / PARTITION.isoformat() / "tickets.csv"
+    columns = _declared_columns(spec)
+    counter = iter(range(10_000))
+
+    def fresh(kind: str) -> Path:
+        return work / f"{label}-{kind}-{next(counter)}.duckdb"
+
+    def project() -> tuple[float, Any]:
+        return run_project(spec, landing, fresh("project"), f"bench-{label}")
+
+    def bare() -> tuple[float, int]:
+        return run_bare(csv_file, columns, fresh("bare"))
+
+    project()  # warm-up (page cache, DuckDB extension loading, first-call costs)
+    bare()
+    project_times, bare_times, report, bare_rows = [], [], None, 0
+    for rep in range(repeat):
+        for side in ((project, bare) if rep % 2 == 0 else (bare, project)):
+            seconds, value = side()
+            if side is project:
+                project_times.append(seconds)
+                report = value
+            else:
+                bare_times.append(seconds)
+                bare_rows = value
+        for path in work.glob(f"{label}-*.duckdb*"):
+            path.unlink()
+    p_median, b_median = median(project_times), median(bare_times)
+    p_rate, b_rate = report.rows_read / p_median, bare_rows / b_median
+    ratio = p_rate / b_rate
+    breakdown = phase_breakdown(spec, landing, fresh("breakdown"))
+    for path in work.glob(f"{label}-*.duckdb*"):
+        path.unlink()
+    print(f"\n[{label}] {csv_file.stat().st_size / 2**20:.0f} MiB CSV, {report.rows_read:,} rows read")
+    print(f"  project load_partition: median {p_median:.3f} s ({', '.join(f'{t:.3f}' for t in project_times)}) "
+          f"= {p_rate:,.0f} rows/s; loaded {report.rows_loaded:,}, quarantined {report.rows_quarantined:,} "
+          f"{report.quarantined_by_rule}")
+    print(f"  bare read_csv CTAS:     median {b_median:.3f} s ({', '.join(f'{t:.3f}' for t in bare_times)}) "
+          f"= {b_rate:,.0f} rows/s; {bare_rows:,} rows")
+    print(f"  ratio project/bare throughput: {ratio:.3f}  (goal >= {GOAL}) -> {verdict(ratio >= GOAL)}")
+    print("  project phases (one instrumented extra run): "
+          + ", ".join(f"{k} {v:.3f} s" for k, v in breakdown.items()))
+    return {
+        "csv_bytes": csv_file.stat().st_size,
+        "project_seconds": project_times,
+        "bare_seconds": bare_times,
+        "project_median_seconds": p_median,
+        "bare_median_seconds": b_median,
+        "project_rows_per_second": p_rate,
+        "bare_rows_per_second": b_rate,
+        "ratio": ratio,
+        "goal": GOAL,
+        "met": ratio >= GOAL,
+        "rows_read": report.rows_read,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "quarantined_by_rule": report.quarantined_by_rule,
+        "bare_rows": bare_rows,
+        "project_phase_seconds": breakdown,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    home = isolated_home(NAME)
+    try:
+        from factory_pipelines.lib.sources import load_sources
+        from factory_pipelines.settings import get_settings
+
+        get_settings.cache_clear()
+        settings = get_settings()
+        check_isolated(settings, home)
+        info = machine()
+        print(f"== {NAME}: load_partition vs bare DuckDB read_csv, {args.rows:,} rows, state in {home}")
+        print_machine(info)
+        spec = load_sources(settings.sources_dir)["tickets"]
+        work = home / "work"
+        work.mkdir(parents=True)
+        cases, injected = {}, {}
+        for label, defects in (("clean", False), ("defects_1pct", True)):
+            landing = home / f"landing_{label}"
+            start = time.perf_counter()
+            injected[label] = generate_csv(landing / spec.name / PARTITION.isoformat() / "tickets.csv", args.rows,
+                                           defects)
+            print(f"\ngenerated {label} CSV in {time.perf_counter() - start:.1f} s; injected defects: "
+                  f"{injected[label] or 'none'}")
+            cases[label] = measure_case(label, spec, landing, work, args.repeat)
+            cases[label]["injected_defects"] = injected[label]
+        summary = [
+            {"case": f"{label} ({args.rows:,} rows)", "metric": "throughput", "unit": "rows/s",
+             "project": c["project_rows_per_second"], "bare": c["bare_rows_per_second"], "ratio": c["ratio"],
+             "goal": f">= {GOAL}", "met": c["met"]}
+            for label, c in cases.items()
+        ]
+        print("\nsummary")
+        print_summary_rows(summary)
+        write_result(NAME, {"machine": info, "rows": args.rows, "repeat": args.repeat, "threads": THREADS,
+                            "cases": cases, "summary": summary})
+    finally:
+        cleanup(home)
+
+
+if __name__ == "__main__":
+    main()
