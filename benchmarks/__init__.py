@@ -116,7 +116,7 @@ def verdict(met: bool) -> str:
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Write `benchmarks/results/<name>.json`; `result["summary"]` rows feed the table of `-m benchmarks`.
 
-    A summary row: case, metric, unit, project, bare, ratio, goal (text), met (bool).
+    A summary row: case, metric, unit, project, bare, ratio (or None), goal (text), met (bool).
     """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
@@ -126,7 +126,13 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def number(value: float) -> str:
+    """Readable figure: thousands separated above 1,000, else 4 significant digits."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def print_summary_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        print(f"  {row['case']}: project {row['project']:.4g} {row['unit']}, bare {row['bare']:.4g} {row['unit']}, "
-              f"ratio {row['ratio']:.3f} (goal {row['goal']}) -> {verdict(row['met'])}")
+        ratio = "" if row["ratio"] is None else f", ratio {row['ratio']:.3f}"
+        print(f"  {row['case']}: project {number(row['project'])} {row['unit']}, bare {number(row['bare'])} "
+              f"{row['unit']}{ratio} (goal {row['goal']}) -> {verdict(row['met'])}")

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -50,7 +51,6 @@ CSV_REJECT_RULES = {
     "LINE SIZE OVER MAXIMUM": "max_line_size",
     "INVALID ENCODING": "encoding",
 }
-MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class IngestError(RuntimeError):
@@ -133,17 +133,27 @@ def data_version(spec: SourceSpec, files: list[Path]) -> str:
 def load_partition(con: Any, spec: SourceSpec, landing_dir: Path, partition: date, run_id: str) -> LoadReport:
     """Replace one partition of `raw.<source>` and its quarantine rows; returns the reconciled counts."""
     files = partition_files(spec, landing_dir, partition)
-    report = LoadReport(spec.name, partition, [str(p) for p in files], data_version=data_version(spec, files))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing the files overlaps with DuckDB's reads
+        version = pool.submit(data_version, spec, files)
+        report = _load(con, spec, files, partition, run_id)
+        report.data_version = version.result()
+    return report
+
+
+def _load(con: Any, spec: SourceSpec, files: list[Path], partition: date, run_id: str) -> LoadReport:
+    report = LoadReport(spec.name, partition, [str(p) for p in files])
     ensure_tables(con, spec)
     loader = _Loader(con, spec, partition, run_id, report)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {spec.table} WHERE _partition = ?", [partition])
         con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND partition = ?", [spec.name, partition])
+        loader.create_stage()
         for path in files:
             {"csv": loader.csv_file, "parquet": loader.parquet_file, "jsonl": loader.jsonl_file}[spec.format](path)
         loader.apply_row_rules()
         loader.reconcile()
+        con.execute("DROP TABLE _stage; DROP TABLE IF EXISTS _bad")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -156,17 +166,19 @@ class _Loader:
 
     def __init__(self, con: Any, spec: SourceSpec, partition: date, run_id: str, report: LoadReport):
         self.con, self.spec, self.partition, self.run_id, self.report = con, spec, partition, run_id, report
-        self.parsed_rows = 0  # rows inserted into the raw table, before row rules
+        self.parsed_rows = 0  # rows read into the stage, before row rules
         self.unparsed_rows = 0  # rows quarantined while reading
 
     # -- helpers -------------------------------------------------------------------------------
-    def _insert_raw(self, path: Path, values: list[str], row_expr: str, extra: str, source: str) -> None:
-        names = ", ".join(q(c.name) for c in self.spec.columns)
-        sql = (
-            f"INSERT INTO {self.spec.table} ({names}, {', '.join(LINEAGE_COLUMNS)}) "
-            f"SELECT {', '.join(values)}, DATE {lit(self.partition)}, {lit(path)}, {row_expr}, {extra}, "
-            f"{lit(self.run_id)}, current_timestamp FROM {source}"
+    def create_stage(self) -> None:
+        """A temporary table of the day's parsed rows; rules run on it and only good rows reach raw."""
+        columns = ", ".join(f"{q(c.name)} {c.type}" for c in self.spec.columns)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _stage ({columns}, _source_file VARCHAR, _source_row BIGINT, _extra JSON)"
         )
+
+    def _insert_stage(self, path: Path, values: list[str], row_expr: str, extra: str, source: str) -> None:
+        sql = f"INSERT INTO _stage SELECT {', '.join(values)}, {lit(path)}, {row_expr}, {extra} FROM {source}"
         self.parsed_rows += self.con.execute(sql).fetchone()[0]
 
     def _quarantine(self, select_sql: str) -> int:
@@ -228,7 +240,7 @@ class _Loader:
             for c in self.spec.columns
         ]
         extra_json = "json_object(" + ", ".join(f"{lit(c)}, {access(c, None)}" for c in extra) + ")" if extra else "NULL"
-        self._insert_raw(path, values, row, extra_json, source + where)
+        self._insert_stage(path, values, row, extra_json, source + where)
 
     # -- readers -------------------------------------------------------------------------------
     def csv_file(self, path: Path) -> None:
@@ -244,7 +256,7 @@ class _Loader:
         types = {h: declared.get(h, "VARCHAR") if complete else "VARCHAR" for h in header}
         settings = [
             "header=true", "auto_detect=false", f"delim={lit(options.delimiter)}", f"quote={lit(options.quote)}",
-            f"escape={lit(options.escape)}", f"max_line_size={MAX_LINE_BYTES}", "store_rejects=true",
+            f"escape={lit(options.escape)}", "store_rejects=true",
             "rejects_table='_rejects'", "rejects_scan='_rejects_scan'",
         ]
         if options.timestamp_format:
@@ -254,9 +266,14 @@ class _Loader:
         struct = "{" + ", ".join(f"{lit(h)}: {lit(t)}" for h, t in types.items()) + "}"
         _drop_rejects(self.con)
         source = f"read_csv({lit(path)}, columns={struct}, {', '.join(settings)}) t"
-        self._load_or_quarantine(
-            path, source, "row_number() OVER ()", "to_json(t)::VARCHAR", mapping, extra,
+        self._load_or_quarantine(  # rows are numbered below from their position in the stage
+            path, source, "NULL::BIGINT", "to_json(t)::VARCHAR", mapping, extra,
             lambda column, _: f"t.{q(column)}", check_casts=False,
+        )
+        # One INSERT per file keeps file order in the stage: the n-th record has the n-th rowid of the file.
+        self.con.execute(
+            "UPDATE _stage SET _source_row = rowid - (SELECT min(rowid) FROM _stage WHERE _source_file = $f) + 1 "
+            "WHERE _source_file = $f AND _source_row IS NULL", {"f": str(path)}
         )
         rules = " ".join(f"WHEN list_contains(kinds, {lit(k)}) THEN {lit(v)}" for k, v in CSV_REJECT_RULES.items())
         renames = " ".join(f"WHEN {lit(file_column)} THEN {lit(name)}" for name, file_column in mapping.items())
@@ -289,7 +306,7 @@ class _Loader:
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _lines AS SELECT * FROM (SELECT row_number() OVER () AS line_no, line "
             f"FROM read_csv({lit(path)}, columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, "
-            f"delim=E'\\x1f', quote='', escape='', max_line_size={MAX_LINE_BYTES}, store_rejects=true, "
+            "delim=E'\\x1f', quote='', escape='', store_rejects=true, "
             "rejects_table='_rejects', rejects_scan='_rejects_scan')) WHERE line IS NOT NULL AND trim(line) <> ''"
         )
         invalid = "NOT CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
@@ -314,46 +331,59 @@ class _Loader:
 
     # -- row rules -----------------------------------------------------------------------------
     def apply_row_rules(self) -> None:
-        """Move rows that break a declared rule, and later copies of a key, to quarantine."""
+        """Quarantine staged rows that break a declared rule, and later copies of a key; load the rest.
+
+        Cheap filters first: the rules as one WHERE clause (labels built for the few bad rows only), then
+        keys seen twice by a hash aggregate, ranked by position only where they repeat.
+        """
         spec = self.spec
         checks = [check for column in spec.columns for check in _column_checks(column)]
-        violations = f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL)" if checks else "[]::VARCHAR[]"
+        if checks:
+            labels = ", ".join(f"CASE WHEN coalesce({cond}, false) THEN {label} END" for cond, label in checks)
+            broken = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _bad AS SELECT rowid AS id, list_filter([{labels}], "
+                f"lambda x: x IS NOT NULL) AS v FROM _stage WHERE {broken}"
+            )
+        else:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE _bad (id BIGINT, v VARCHAR[])")
         key = ", ".join(q(k) for k in spec.primary_key)
-        key_text = " || '/' || ".join(f"coalesce({q(k)}::VARCHAR, '')" for k in spec.primary_key)
+        key_text = " || '/' || ".join(f"{q(k)}::VARCHAR" for k in spec.primary_key)
         self.con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _bad AS
-            WITH flagged AS (
-                SELECT _source_file, _source_row, {key}, {violations} AS v
-                FROM {spec.table} WHERE _partition = DATE {lit(self.partition)}
+            INSERT INTO _bad
+            WITH candidates AS (
+                SELECT rowid AS id, _source_file, _source_row, {key} FROM _stage WHERE rowid NOT IN (SELECT id FROM _bad)
+            ), repeated AS (
+                SELECT {key} FROM candidates GROUP BY {key} HAVING count(*) > 1
             ), ranked AS (
-                SELECT *, row_number() OVER w AS n,
+                SELECT id, {key_text} AS key_text, row_number() OVER w AS n,
                        first_value(_source_file || ' row ' || _source_row) OVER w AS first_seen
-                FROM flagged WINDOW w AS (PARTITION BY {key}, len(v) = 0 ORDER BY _source_file, _source_row)
+                FROM candidates SEMI JOIN repeated USING ({key})
+                WINDOW w AS (PARTITION BY {key} ORDER BY _source_file, _source_row)
             )
-            SELECT _source_file, _source_row,
-                   CASE WHEN len(v) > 0 THEN v
-                        ELSE ['duplicate_key|{spec.primary_key[0]}|key ' || {key_text} || ' already loaded from '
-                              || first_seen] END AS v
-            FROM ranked WHERE len(v) > 0 OR n > 1
+            SELECT id, ['duplicate_key|{spec.primary_key[0]}|key ' || key_text || ' already loaded from ' || first_seen]
+            FROM ranked WHERE n > 1
             """
         )
-        if not self.con.execute("SELECT count(*) FROM _bad").fetchone()[0]:
-            return
-        payload_columns = ", ".join(f"{lit(c.name)}, r.{q(c.name)}" for c in spec.columns)
+        payload_columns = ", ".join(f"{lit(c.name)}, s.{q(c.name)}" for c in spec.columns)
         self._quarantine(
-            f"SELECT r._source_file AS source_file, r._source_row AS source_row, NULL::BIGINT AS source_line, "
+            f"SELECT s._source_file AS source_file, s._source_row AS source_row, NULL::BIGINT AS source_line, "
             f"split_part(b.v[1], '|', 1) AS rule, split_part(b.v[1], '|', 2) AS column_name, "
             f"array_to_string(list_transform(b.v, lambda x: split_part(x, '|', 1) || '(' || split_part(x, '|', 2) "
             f"|| '): ' || split_part(x, '|', 3)), '; ') AS detail, "
-            f"json_object({payload_columns}, '_extra', r._extra)::VARCHAR AS payload "
-            f"FROM {spec.table} r JOIN _bad b ON r._source_file = b._source_file AND r._source_row = b._source_row "
-            f"WHERE r._partition = DATE {lit(self.partition)}"
+            f"json_object({payload_columns}, '_extra', s._extra)::VARCHAR AS payload "
+            f"FROM _stage s JOIN _bad b ON s.rowid = b.id"
         )
+        names = ", ".join(q(c.name) for c in spec.columns)
+        self.con.execute("SET preserve_insertion_order = false")  # rows carry their file and row already
         self.con.execute(
-            f"DELETE FROM {spec.table} USING _bad b WHERE {spec.table}._partition = DATE {lit(self.partition)} "
-            f"AND {spec.table}._source_file = b._source_file AND {spec.table}._source_row = b._source_row"
+            f"INSERT INTO {spec.table} ({names}, {', '.join(LINEAGE_COLUMNS)}) "
+            f"SELECT {', '.join(f's.{q(c.name)}' for c in spec.columns)}, DATE {lit(self.partition)}, s._source_file, "
+            f"s._source_row, s._extra, {lit(self.run_id)}, current_timestamp FROM _stage s "
+            f"WHERE s.rowid NOT IN (SELECT id FROM _bad)"
         )
+        self.con.execute("RESET preserve_insertion_order")
 
     def reconcile(self) -> None:
         """Count what landed where; rows read must equal rows loaded plus rows quarantined."""
@@ -383,30 +413,30 @@ def _mapped(expression: str, column: ColumnSpec) -> str:
     return f"(CASE {expression}::VARCHAR {cases} ELSE {expression} END)"
 
 
-def _column_checks(column: ColumnSpec) -> list[str]:
-    """SQL expressions yielding 'rule|column|detail' when a value breaks a declared rule, else NULL."""
+def _column_checks(column: ColumnSpec) -> list[tuple[str, str]]:
+    """(condition, label) pairs: the condition holds when a value breaks a declared rule, and the label is
+    an SQL expression 'rule|column|detail' saying which and why."""
     name, c = column.name, q(column.name)
-    checks: list[str] = []
+    checks: list[tuple[str, str]] = []
 
     def check(condition: str, rule: str, detail: str) -> None:
-        checks.append(f"CASE WHEN {condition} THEN {lit(f'{rule}|{name}|{detail}')} END")
+        checks.append((condition, lit(f"{rule}|{name}|{detail}")))
 
     if column.required:
         empty = f" OR {c} = ''" if column.type == "VARCHAR" else ""
         check(f"{c} IS NULL{empty}", "not_null", "required value is null, empty or missing")
     if column.enum is not None:
         allowed = ", ".join(lit(v) for v in column.enum)
-        checks.append(
-            f"CASE WHEN {c} IS NOT NULL AND {c}::VARCHAR NOT IN ({allowed}) THEN "
-            f"{lit(f'enum|{name}|')} || {c}::VARCHAR || {lit(f' not in {column.enum}')} END"
-        )
+        checks.append((
+            f"{c}::VARCHAR NOT IN ({allowed})",
+            f"{lit(f'enum|{name}|')} || {c}::VARCHAR || {lit(f' not in {column.enum}')}",
+        ))
     if column.min is not None:
         check(f"{c} < {column.min}", "range", f"below minimum {column.min}")
     if column.max is not None:
         check(f"{c} > {column.max}", "range", f"above maximum {column.max}")
     if column.pattern is not None:
-        check(f"{c} IS NOT NULL AND NOT regexp_full_match({c}::VARCHAR, {lit(column.pattern)})", "pattern",
-              f"does not match {column.pattern}")
+        check(f"NOT regexp_full_match({c}::VARCHAR, {lit(column.pattern)})", "pattern", f"does not match {column.pattern}")
     if column.max_length is not None:
         check(f"length({c}::VARCHAR) > {column.max_length}", "max_length", f"longer than {column.max_length} characters")
     return checks

@@ -117,11 +117,17 @@ class SourceSpec(BaseModel):
         missing = [k for k in self.primary_key if k not in names]
         if missing:
             raise ValueError(f"primary_key names undeclared columns {missing}")
+        optional = [k for k in self.primary_key if not self.column(k).required]
+        if optional:
+            raise ValueError(f"primary_key columns must be required: {optional}")
         return self
 
     @property
     def table(self) -> str:
         return f"raw.{self.name}"
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
 
     def allowed_quarantined(self, rows_read: int) -> float:
         """How many quarantined rows a day of `rows_read` rows may have and still pass."""

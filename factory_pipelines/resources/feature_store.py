@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import datetime
 from functools import cache
@@ -20,6 +21,19 @@ import dagster as dg
 from pydantic import Field
 
 DEFAULT_SERVICE = "support_agent_v1"
+SERVICE_REFRESH_SECONDS = 60.0
+_services: dict[tuple[int, str], tuple[Any, float]] = {}
+
+
+def _service(store: Any, name: str) -> Any:
+    """A feature service, kept per process for a minute: rebuilding it from the registry costs ~1-5 ms,
+    more than the online read itself."""
+    key = (id(store), name)
+    cached = _services.get(key)
+    if cached is None or time.monotonic() - cached[1] > SERVICE_REFRESH_SECONDS:
+        cached = (store.get_feature_service(name, allow_cache=True), time.monotonic())
+        _services[key] = cached
+    return cached[0]
 
 
 @cache
@@ -35,7 +49,7 @@ def _store(repo_path: str, registry: str, online_store: str, online_path: str, r
     registry_config: dict[str, Any] = (
         {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
         if "://" in registry
-        else {"registry_type": "file", "path": registry, "cache_ttl_seconds": 0}
+        else {"registry_type": "file", "path": registry, "cache_ttl_seconds": 60}
     )
     config = RepoConfig(
         project="ai_factory",
@@ -114,13 +128,9 @@ class FeatureStoreResource(dg.ConfigurableResource):
     ) -> dict[str, list[Any]]:
         """Features for one or many entities at agent run time, from the online store."""
         store = self.store
-        return store.get_online_features(
-            features=store.get_feature_service(service), entity_rows=entity_rows
-        ).to_dict()
+        return store.get_online_features(features=_service(store, service), entity_rows=entity_rows).to_dict()
 
     def historical_features(self, entity_df: Any, service: str = DEFAULT_SERVICE) -> Any:
         """Point-in-time-correct features for training: one row per entity row and its timestamp."""
         store = self.store
-        return store.get_historical_features(
-            entity_df=entity_df, features=store.get_feature_service(service)
-        ).to_df()
+        return store.get_historical_features(entity_df=entity_df, features=_service(store, service)).to_df()

@@ -1,0 +1,72 @@
+"""Run every benchmark (each in its own process, one after the other) and print a summary table.
+
+    .venv/bin/python -m benchmarks                 # all
+    .venv/bin/python -m benchmarks online_features # some, by name
+
+Exit code 0 when every benchmark ran, whether or not its goal was met (they are measurements, not
+tests); 1 when a benchmark crashed or wrote no result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import REPO_ROOT, RESULTS_DIR, machine, number, print_machine
+
+BENCHMARKS = ("ingest_tickets", "online_features", "code_location_load")
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+        return 2
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    outcomes: dict[str, tuple[int, float, dict | None]] = {}
+    for name in names:
+        console.rule(f"benchmarks.{name}")
+        started = time.time()
+        code = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=REPO_ROOT).returncode
+        elapsed = time.time() - started
+        path = RESULTS_DIR / f"{name}.json"
+        result = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime >= started else None
+        outcomes[name] = (code, elapsed, result)
+
+    console.rule("summary")
+    print_machine(machine())
+    table = Table(title="Benchmarks: the project vs the bare library, same run")
+    for column, justify in (("benchmark", "left"), ("case", "left"), ("metric", "left"), ("project", "right"),
+                            ("bare", "right"), ("ratio", "right"), ("goal", "right"), ("status", "left"),
+                            ("run time", "right")):
+        table.add_column(column, justify=justify)
+    failed = []
+    for name, (code, elapsed, result) in outcomes.items():
+        if code != 0 or result is None:
+            failed.append(name)
+            table.add_row(name, "-", "-", "-", "-", "-", "-", f"[red]ERROR (exit {code}, no result)[/red]",
+                          f"{elapsed:.0f} s")
+            continue
+        for k, row in enumerate(result["summary"]):
+            unit = row["unit"]
+            status = "[green]met[/green]" if row["met"] else "[bold red]MISSED[/bold red]"
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+            table.add_row(name if k == 0 else "", row["case"], row["metric"], f"{number(row['project'])} {unit}",
+                          f"{number(row['bare'])} {unit}", ratio, row["goal"], status,
+                          f"{elapsed:.0f} s" if k == 0 else "")
+    console.print(table)
+    console.print(f"results: {RESULTS_DIR.relative_to(REPO_ROOT)}/<name>.json")
+    if failed:
+        console.print(f"[red]benchmark(s) that did not complete: {', '.join(failed)}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
