@@ -27,7 +27,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
     assets = [build_raw_asset(spec, partitions, str(settings.landing_dir)) for spec in sources.values()]
     assets += [build_staging_asset(name, partitions) for name in staged]
-    assets += build_feature_assets(partitions, settings.feature_data_dir, settings.feature_repo)
+    assets += build_feature_assets(partitions, settings.feature_data_dir, settings.feature_repo, set(staged))
 
     checks = []
     for spec in sources.values():

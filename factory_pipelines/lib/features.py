@@ -23,17 +23,11 @@ def day_window(partition: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def customer_daily_sql(partition: date) -> str:
+def customer_daily_sql(partition: date, with_orders: bool = True, with_tickets: bool = True) -> str:
+    """One day's customer snapshot; order or ticket counts are zero when that source is not fed."""
     as_of = f"(DATE {lit(partition)} + INTERVAL 1 DAY)::TIMESTAMP"
     d = f"DATE {lit(partition)}"
-    return f"""
-    WITH customers AS (
-        SELECT * FROM staging.customers WHERE _partition <= {d}
-        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC, _partition DESC) = 1
-    ), orders AS (
-        SELECT * FROM staging.orders WHERE _partition <= {d} AND updated_at < {as_of}
-        QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC, _partition DESC) = 1
-    ), order_stats AS (
+    order_stats = f"""
         SELECT customer_id,
             count(*) FILTER (WHERE ordered_at >= {as_of} - INTERVAL 30 DAY AND status <> 'cancelled') AS orders_30d,
             sum(amount_usd) FILTER (WHERE ordered_at >= {as_of} - INTERVAL 30 DAY AND status <> 'cancelled') AS spend_30d,
@@ -41,12 +35,26 @@ def customer_daily_sql(partition: date) -> str:
             count(*) FILTER (WHERE status = 'refunded' AND updated_at >= {as_of} - INTERVAL 90 DAY) AS refunds_90d,
             sum(coalesce(refund_amount_usd, amount_usd))
                 FILTER (WHERE status = 'refunded' AND updated_at >= {as_of} - INTERVAL 90 DAY) AS refund_amount_90d
-        FROM orders GROUP BY customer_id
-    ), ticket_stats AS (
+        FROM (
+            SELECT * FROM staging.orders WHERE _partition <= {d} AND updated_at < {as_of}
+            QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC, _partition DESC) = 1
+        ) GROUP BY customer_id""" if with_orders else (
+        "SELECT NULL::VARCHAR AS customer_id, 0 AS orders_30d, 0.0 AS spend_30d, 0.0 AS spend_90d, "
+        "0 AS refunds_90d, 0.0 AS refund_amount_90d WHERE false"
+    )
+    ticket_stats = f"""
         SELECT customer_id,
             count(*) FILTER (WHERE created_at >= {as_of} - INTERVAL 7 DAY) AS tickets_7d,
             count(*) FILTER (WHERE created_at >= {as_of} - INTERVAL 30 DAY) AS tickets_30d
-        FROM staging.tickets WHERE _partition <= {d} AND created_at < {as_of} GROUP BY customer_id
+        FROM staging.tickets WHERE _partition <= {d} AND created_at < {as_of} GROUP BY customer_id""" if with_tickets else (
+        "SELECT NULL::VARCHAR AS customer_id, 0 AS tickets_7d, 0 AS tickets_30d WHERE false"
+    )
+    return f"""
+    WITH customers AS (
+        SELECT * FROM staging.customers WHERE _partition <= {d}
+        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC, _partition DESC) = 1
+    ), order_stats AS ({order_stats}
+    ), ticket_stats AS ({ticket_stats}
     )
     SELECT c.customer_id, c.plan, c.region,
         date_diff('day', c.signup_date, {d})::BIGINT AS tenure_days,

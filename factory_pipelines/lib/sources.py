@@ -134,16 +134,18 @@ class SourceSpec(BaseModel):
         return self.max_quarantine_rate * max(rows_read, self.quarantine_rate_min_rows)
 
 
-def load_source(path: Path) -> SourceSpec:
-    """Read and validate one source file; errors name the file and the field."""
+def load_source(path: Path) -> SourceSpec | None:
+    """Read and validate one source file (None when it says `enabled: false`); errors name file and field."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SourceSpecError(f"{path}: cannot read source declaration: {exc}") from exc
     if not isinstance(data, dict):
         raise SourceSpecError(f"{path}: expected a mapping at the top level")
+    if data.get("enabled", True) is False:  # "I have no such feed": the source and what needs it are left out
+        return None
     try:
-        spec = SourceSpec.model_validate(data)
+        spec = SourceSpec.model_validate({k: v for k, v in data.items() if k != "enabled"})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SourceSpecError(f"{path}: {problems}") from exc
@@ -169,7 +171,10 @@ def load_sources(directories: Path | list[Path], suite_dirs: list[Path] | None =
     files = {path.stem: path for folder in folders for path in sorted(Path(folder).glob("*.yaml"))}
     if not files:
         raise SourceSpecError(f"{', '.join(map(str, folders))}: no source declarations (*.yaml)")
-    specs = {name: load_source(path) for name, path in sorted(files.items())}
+    loaded = {name: load_source(path) for name, path in sorted(files.items())}
+    specs = {name: spec for name, spec in loaded.items() if spec is not None}
+    if not specs:
+        raise SourceSpecError(f"{', '.join(map(str, folders))}: every source is disabled")
     for name, spec in specs.items():
         if suite_dirs is not None:
             try:

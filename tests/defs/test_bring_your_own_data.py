@@ -77,3 +77,31 @@ def test_own_export_runs_through_the_data_plane(tmp_path: Path, monkeypatch: pyt
     assert features[0] == ("48213", True, True, True)
     assert "features/online_store" in outcome.materialized
     get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_tickets_only_leaves_out_what_needs_the_other_feeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = tmp_path / "my_sources"
+    own.mkdir()
+    (own / "tickets.yaml").write_text(DECLARATION)
+    for source in ("customers", "orders", "kb_articles"):
+        (own / f"{source}.yaml").write_text(f"name: {source}\nenabled: false\n")
+    settings = use_home(monkeypatch, tmp_path / "home", user_sources_dir=str(own))
+    folder = Path(settings.landing_dir) / "tickets" / "2026-11-01"
+    folder.mkdir(parents=True)
+    (folder / "export_0001.csv").write_text(EXPORT)
+    prepare_instance(settings)
+    defs = build_definitions(settings)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"raw/tickets", "staging/tickets", "features/ticket_features", "features/feast_registry",
+                    "features/online_store"}
+
+    outcome = run_partitions("data_plane_job", ["2026-11-01"], definitions=defs)[0]
+
+    assert outcome.success, (outcome.failed_steps, outcome.error, outcome.check_descriptions)
+    assert outcome.materialized["features/online_store"]["materialized_views"] == ["ticket_text_stats"]
+    from factory_pipelines.defs.resources import build_resources
+
+    online = build_resources(settings)["feature_store"].online_features([{"customer_id": "C-00001", "ticket_id": "48213"}])
+    assert online["mentions_refund"] == [True] and online["plan"] == [None]
+    get_settings.cache_clear()

@@ -26,6 +26,7 @@ from factory_pipelines.resources.warehouse import WarehouseResource
 GROUP = "features"
 LEXICON_FILE = Path(__file__).with_name("lexicon.yaml")
 FEATURE_VIEWS = {"customer_daily": "customer_daily_profile", "ticket_features": "ticket_text_stats"}
+FEED = {"customer_daily": "customers", "ticket_features": "tickets"}  # the source each table cannot do without
 
 
 def _feature_table(warehouse: WarehouseResource, sql: str, directory: Path, partition: date) -> dg.MaterializeResult:
@@ -40,11 +41,13 @@ def _feature_table(warehouse: WarehouseResource, sql: str, directory: Path, part
 
 
 def build_feature_assets(
-    partitions: dg.PartitionsDefinition, feature_data_dir: Path, feature_repo: Path
+    partitions: dg.PartitionsDefinition, feature_data_dir: Path, feature_repo: Path, staged: set[str]
 ) -> list[dg.AssetsDefinition]:
+    """The feature assets the fed sources allow: customer features need customers, ticket features tickets."""
+
     @dg.asset(
         key=["features", "customer_daily"],
-        deps=[dg.AssetKey(["staging", s]) for s in ("customers", "orders", "tickets")],
+        deps=[dg.AssetKey(["staging", s]) for s in ("customers", "orders", "tickets") if s in staged],
         partitions_def=partitions,
         group_name=GROUP,
         kinds={"duckdb", "parquet"},
@@ -58,7 +61,8 @@ def build_feature_assets(
     )
     def customer_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = date.fromisoformat(context.partition_key)
-        return _feature_table(warehouse, customer_daily_sql(partition), feature_data_dir / "customer_daily", partition)
+        sql = customer_daily_sql(partition, with_orders="orders" in staged, with_tickets="tickets" in staged)
+        return _feature_table(warehouse, sql, feature_data_dir / "customer_daily", partition)
 
     @dg.asset(
         key=["features", "ticket_features"],
@@ -98,9 +102,13 @@ def build_feature_assets(
         applied = feature_store.apply()
         return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) for k, v in applied.items()})
 
+    tables = {"customer_daily": customer_daily, "ticket_features": ticket_features}
+    fed = {name: asset for name, asset in tables.items() if FEED[name] in staged}
+    online_views = [FEATURE_VIEWS[name] for name in fed]
+
     @dg.asset(
         key=["features", "online_store"],
-        deps=[customer_daily, ticket_features, feast_registry],
+        deps=[*fed.values(), feast_registry],
         partitions_def=partitions,
         group_name=GROUP,
         kinds={"feast", "sqlite"},
@@ -115,7 +123,7 @@ def build_feature_assets(
     def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         start, end = day_window(date.fromisoformat(context.partition_key))
         views, skipped = [], []
-        for view in FEATURE_VIEWS.values():
+        for view in online_views:
             until = feature_store.materialized_until(view)
             (skipped if until is not None and until > end else views).append(view)
         if views:
@@ -131,4 +139,4 @@ def build_feature_assets(
             }
         )
 
-    return [customer_daily, ticket_features, feast_registry, online_store]
+    return [*fed.values(), feast_registry, online_store]
