@@ -119,6 +119,28 @@ def status(start: StartOpt = None, end: EndOpt = None) -> None:
 
 
 @app.command()
+def quarantine(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    limit: Annotated[int, typer.Option(help="Rows to show at most.")] = 50,
+) -> None:
+    """The quarantined rows themselves: source, day, file, row or line, rule, column, why, raw payload."""
+    from factory_pipelines.runs import quarantine_rows
+
+    settings = get_settings()
+    days = [d.isoformat() for d in _days(settings, start, end)]
+    table = Table(title=f"Quarantined rows {days[0]} .. {days[-1]}" + (f" of {source}" if source else ""))
+    for column in ("source", "day", "file", "row/line", "rule", "column", "detail", "payload"):
+        table.add_column(column, overflow="fold")
+    rows, total = quarantine_rows(settings, days, source, limit)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{total} quarantined row(s) in all" + (f"; showing {len(rows)}" if total > len(rows) else ""))
+
+
+@app.command()
 def clean(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
     """Wipe all local state: the folder `settings.home` (Dagster, DuckDB, Feast, MLflow, landing files)."""
     home = Path(get_settings().home)

@@ -133,6 +133,29 @@ def quarantine_table(settings: Settings, partitions: list[str]) -> Table:
     return table
 
 
+def quarantine_rows(
+    settings: Settings, partitions: list[str], source: str | None, limit: int
+) -> tuple[list[tuple[str, ...]], int]:
+    """Quarantined rows of some days (and a source), as text cells, and how many there are in all."""
+    import duckdb
+
+    where = "partition::VARCHAR IN (SELECT unnest($p))" + (" AND source = $s" if source else "")
+    params: dict[str, Any] = {"p": partitions} | ({"s": source} if source else {})
+    try:
+        with duckdb.connect(settings.warehouse, read_only=True) as con:
+            total = con.execute(f"SELECT count(*) FROM raw.quarantine WHERE {where}", params).fetchone()[0]
+            rows = con.execute(
+                "SELECT source, partition::VARCHAR, regexp_extract(source_file, '[^/]+$'), "
+                "coalesce('row ' || source_row, 'line ' || source_line, ''), rule, coalesce(column_name, ''), "
+                f"coalesce(detail, ''), left(coalesce(payload, ''), 160) FROM raw.quarantine WHERE {where} "
+                f"ORDER BY 1, 2, source_file, coalesce(source_row, source_line) LIMIT {int(limit)}",
+                params,
+            ).fetchall()
+    except (duckdb.CatalogException, duckdb.IOException):
+        return [], 0
+    return [tuple(str(v) for v in row) for row in rows], total
+
+
 def status_tables(partitions: list[str], settings: Settings) -> list[Table]:
     """Per asset and day: materialized or not; per check and day: the latest result."""
     from dagster._core.event_api import PartitionKeyFilter

@@ -34,6 +34,10 @@ def test_demo_data_run_status_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     check_rows = [line for line in result.output.splitlines() if ":contract_" in line or ":quarantine_" in line]
     assert len(check_rows) == 12 and all("✓" in line and "✗" not in line for line in check_rows), result.output
 
+    result = runner.invoke(app, ["quarantine", "--source", "tickets", *day])
+    assert result.exit_code == 0, result.output
+    assert "quarantined row(s) in all" in result.output
+
     result = runner.invoke(app, ["clean", "--yes"])
     assert result.exit_code == 0 and not Path(settings.home).exists()
     get_settings.cache_clear()
