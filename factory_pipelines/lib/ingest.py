@@ -7,8 +7,10 @@ break a row rule (nulls in required fields, enums, ranges, patterns, lengths, du
 declaration are kept as JSON in `_extra`, so nothing is dropped. The load of a partition is one
 transaction that first deletes the partition: re-running replaces it and never duplicates.
 
-Good rows are inserted straight from DuckDB's readers; the few bad rows are found by one scan of the
-partition and moved out, which keeps the load close to a bare `read_csv` into a table.
+Each file is read by DuckDB's own readers into an in-memory staging table (CSV rows are numbered by
+their position there, which costs nothing, where a window over the read would serialise it). The rules
+run on the stage and only good rows are written to the raw table: deleting rows inside the load's
+transaction would make its commit rewrite the new data.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class _Loader:
     def __init__(self, con: Any, spec: SourceSpec, partition: date, run_id: str, report: LoadReport):
         self.con, self.spec, self.partition, self.run_id, self.report = con, spec, partition, run_id, report
         self.parsed_rows = 0  # rows read into the stage, before row rules
-        self.unparsed_rows = 0  # rows quarantined while reading
+        self.unparsed_rows = 0  # rows quarantined while reading, never staged
 
     # -- helpers -------------------------------------------------------------------------------
     def create_stage(self) -> None:
@@ -192,7 +194,7 @@ class _Loader:
 
     def _unparsed(self, path: Path, row: str, line: str, rule: str, column: str, detail: str, payload: str,
                   source: str) -> None:
-        """Quarantine rows that never reached the raw table (they count as read, not loaded)."""
+        """Quarantine rows that never reached the stage (they count as read, not loaded)."""
         self.unparsed_rows += self._quarantine(
             f"SELECT {lit(path)} AS source_file, {row} AS source_row, {line} AS source_line, {rule} AS rule, "
             f"{column} AS column_name, {detail} AS detail, {payload} AS payload FROM {source}"
