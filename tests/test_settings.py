@@ -1,0 +1,56 @@
+"""Settings: one typed object; environment over settings file over defaults; every path under home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from factory_pipelines.instance import instance_config
+from factory_pipelines.settings import Settings
+
+
+def test_every_embedded_path_derives_from_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORY_HOME", str(tmp_path))
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(tmp_path / "none.yaml"))
+    settings = Settings()
+    for path in (settings.warehouse, settings.landing_dir, settings.feature_data_dir, settings.feast_registry,
+                 settings.feast_online_path, settings.dagster_home):
+        assert str(path).startswith(str(tmp_path)), path
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+
+
+def test_environment_beats_settings_file_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "factory.yaml"
+    file.write_text("home: /srv/factory\ndemo_seed: 11\nend_date: 2026-11-03\n")
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(file))
+    monkeypatch.setenv("FACTORY_DEMO_SEED", "12")
+    monkeypatch.setenv("FACTORY_WAREHOUSE", "")  # empty means default
+    settings = Settings()
+    assert settings.demo_seed == 12
+    assert str(settings.home) == "/srv/factory" and settings.warehouse == "/srv/factory/warehouse.duckdb"
+    assert str(settings.end_date) == "2026-11-03"
+
+
+def test_production_profile_is_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("FACTORY_FEAST_ONLINE_STORE", "redis")
+    with pytest.raises(ValidationError, match="FACTORY_FEAST_REDIS_URL"):
+        Settings()
+    monkeypatch.setenv("FACTORY_FEAST_REDIS_URL", "redis:6379")
+    monkeypatch.setenv("FACTORY_DAGSTER_POSTGRES_URL", "postgresql://dagster@db/dagster")
+    settings = Settings()
+    assert instance_config(settings)["storage"] == {"postgres": {"postgres_url": "postgresql://dagster@db/dagster"}}
+    assert instance_config(settings)["telemetry"] == {"enabled": False}
+
+
+def test_bad_values_are_refused_with_the_setting_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("FACTORY_START_DATE", "2026-12-01")
+    with pytest.raises(ValidationError, match="start_date 2026-12-01 is after end_date"):
+        Settings()
+    monkeypatch.setenv("FACTORY_START_DATE", "2026-11-01")
+    monkeypatch.setenv("FACTORY_DEMO_DEFECT_RATE", "1.5")
+    with pytest.raises(ValidationError, match="demo_defect_rate"):
+        Settings()
