@@ -240,3 +240,10 @@ def test_bad_source_declaration_names_file_and_field(tmp_path: Path) -> None:
     path.write_text((PACKAGE_DIR / "defs/ingestion/sources/tickets.yaml").read_text().replace("type: TIMESTAMP", "type: WHEN"))
     with pytest.raises(SourceSpecError, match=r"tickets\.yaml: columns\.2\.type: .*'WHEN' is not one of"):
         load_source(path)
+
+
+def test_line_over_the_reader_limit_is_quarantined(tmp_path: Path) -> None:
+    write(tmp_path / "landing", "tickets", "a.csv", csv_file(ticket(1, body="y" * 3_000_000), ticket(2)))
+    _, report, quarantine = load(tmp_path)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (2, 1, 1)
+    assert quarantine[0][3] == "max_line_size"
