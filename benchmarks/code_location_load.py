@@ -30,14 +30,11 @@ from benchmarks import (
     verdict,
     write_result,
 )
+from factory_pipelines.settings import TELEMETRY_OFF  # reads no environment at import
 
 NAME = "code_location_load"
 GOAL = 2.0  # definitions import time / dagster import time, at most
 HEAVY = ("feast", "great_expectations", "mlflow", "sklearn")
-TELEMETRY_OFF = {  # as factory_pipelines.settings.TELEMETRY_OFF, so `import dagster` runs in the same setting
-    "DO_NOT_TRACK": "true", "DAGSTER_DISABLE_TELEMETRY": "true", "FEAST_USAGE": "False",
-    "GX_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-}
 SIDES = {
     "project": "import factory_pipelines.definitions",
     "bare": "import dagster",
