@@ -105,6 +105,7 @@ def run(
         console.print("Open the Dagster UI (`make ui`) or run `factory status` to see which check failed and why.")
         raise typer.Exit(1)
     console.print(f"[green]All {len(outcomes)} day(s) materialized, every check passed[/green] ({elapsed:.0f} s)")
+    console.print("Browse the asset graph, checks and runs: `make ui` (http://127.0.0.1:3000).")
 
 
 @app.command()
