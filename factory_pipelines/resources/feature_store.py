@@ -71,7 +71,7 @@ def _repo_objects(repo_path: Path) -> list[Any]:
     """
     import importlib
 
-    from feast import Entity, FeatureService, FeatureView
+    from feast import Entity, FeatureService, FeatureView, Project
     from feast.data_source import DataSource
 
     repo = repo_path.resolve()
@@ -83,7 +83,7 @@ def _repo_objects(repo_path: Path) -> list[Any]:
     found: dict[tuple[type, str], Any] = {}
     for name in modules:
         for value in vars(importlib.import_module(name)).values():
-            for kind in (Entity, DataSource, FeatureView, FeatureService):
+            for kind in (Project, Entity, DataSource, FeatureView, FeatureService):
                 if isinstance(value, kind):
                     found.setdefault((kind, value.name), value)
     return list(found.values())
