@@ -247,3 +247,13 @@ def test_line_over_the_reader_limit_is_quarantined(tmp_path: Path) -> None:
     _, report, quarantine = load(tmp_path)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (2, 1, 1)
     assert quarantine[0][3] == "max_line_size"
+
+
+def test_byte_order_mark_and_windows_line_endings(tmp_path: Path) -> None:
+    content = "\ufeff" + csv_file(ticket(1), ticket(2)).replace("\n", "\r\n")
+    write(tmp_path / "landing", "tickets", "a.csv", content.encode("utf-8"))
+    con, report, _ = load(tmp_path)
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
+    assert con.execute("SELECT ticket_id, in_reply_to FROM raw.tickets ORDER BY 1").fetchall() == [
+        ("T-20261101-00001", None), ("T-20261101-00002", None),
+    ]
