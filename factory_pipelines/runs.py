@@ -75,8 +75,10 @@ def _outcome(key: str, result: Any) -> PartitionOutcome:
             outcome.checks[name] = evaluation.passed
             outcome.check_descriptions[name] = evaluation.description or ""
         elif event.event_type_value == "STEP_FAILURE":
-            outcome.failed_steps.append(event.step_key or "")
             error = event.event_specific_data.error
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # a failed blocking check: reported with its reason under `checks`
+            outcome.failed_steps.append(event.step_key or "")
             while error is not None and error.cause is not None:
                 error = error.cause  # the user-code error, not Dagster's wrapper
             outcome.error = outcome.error or (error.message.strip().splitlines()[0] if error else "")
