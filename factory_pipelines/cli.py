@@ -84,6 +84,11 @@ def run(
 
     settings = get_settings()
     days = _days(settings, start, end)
+    if days[0] < settings.start_date or days[-1] > date.today() + timedelta(days=1):
+        raise typer.BadParameter(
+            f"days must lie between the first partition {settings.start_date} (FACTORY_START_DATE) and today",
+            param_hint="--start/--end",
+        )
     prepare_instance(settings)
     started = time.perf_counter()
     with Progress(

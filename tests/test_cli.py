@@ -55,3 +55,5 @@ def test_bad_date_range_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     use_home(monkeypatch, tmp_path / "home")
     result = runner.invoke(app, ["run", "--start", "2026-11-05", "--end", "2026-11-01"])
     assert result.exit_code != 0 and "after end" in result.output
+    result = runner.invoke(app, ["run", "--start", "2026-10-30", "--end", "2026-10-30"])
+    assert result.exit_code != 0 and "first partition" in result.output
