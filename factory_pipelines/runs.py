@@ -16,7 +16,7 @@ from rich.table import Table
 
 from factory_pipelines.settings import Settings
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # the summary reports failures
 
 
 @dataclass
@@ -132,6 +132,8 @@ def quarantine_table(settings: Settings, partitions: list[str]) -> Table:
         rows = []
     for row in rows:
         table.add_row(*(str(v) for v in row))
+    if not rows:
+        table.add_row("(none)", "", "", "")
     return table
 
 
