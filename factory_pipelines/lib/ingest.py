@@ -144,6 +144,7 @@ def load_partition(con: Any, spec: SourceSpec, landing_dir: Path, partition: dat
 
 def _load(con: Any, spec: SourceSpec, files: list[Path], partition: date, run_id: str) -> LoadReport:
     report = LoadReport(spec.name, partition, [str(p) for p in files])
+    con.execute("SET TimeZone = 'UTC'")  # zoned timestamps in files become UTC, whatever the machine's zone
     ensure_tables(con, spec)
     loader = _Loader(con, spec, partition, run_id, report)
     con.execute("BEGIN TRANSACTION")

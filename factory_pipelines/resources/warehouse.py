@@ -31,7 +31,7 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 def _open(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     if "://" not in database and not database.startswith("md:") and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(database, read_only=read_only, config={"threads": 2})
+    return duckdb.connect(database, read_only=read_only, config={"threads": 2, "TimeZone": "UTC"})
 
 
 class WarehouseResource(dg.ConfigurableResource):

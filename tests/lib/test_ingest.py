@@ -257,3 +257,12 @@ def test_byte_order_mark_and_windows_line_endings(tmp_path: Path) -> None:
     assert con.execute("SELECT ticket_id, in_reply_to FROM raw.tickets ORDER BY 1").fetchall() == [
         ("T-20261101-00001", None), ("T-20261101-00002", None),
     ]
+
+
+def test_zoned_timestamps_load_as_utc_whatever_the_session_zone(tmp_path: Path) -> None:
+    stamp = pa.array([datetime(2026, 11, 1, 9, tzinfo=UTC)] * 3, pa.timestamp("us", tz="UTC"))
+    pq.write_table(orders_table(ordered_at=stamp), write(tmp_path / "landing", "orders", "o.parquet", b""))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("SET TimeZone = 'America/New_York'")
+    load_partition(con, SOURCES["orders"], tmp_path / "landing", DAY, "run-1")
+    assert con.execute("SELECT DISTINCT ordered_at::VARCHAR FROM raw.orders").fetchall() == [("2026-11-01 09:00:00",)]
