@@ -31,7 +31,9 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 def _open(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     if "://" not in database and not database.startswith("md:") and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(database, read_only=read_only, config={"threads": 2, "TimeZone": "UTC"})
+    con = duckdb.connect(database, read_only=read_only, config={"threads": 2})
+    con.execute("SET TimeZone = 'UTC'")  # the factory's clock is UTC, whatever the machine's zone
+    return con
 
 
 class WarehouseResource(dg.ConfigurableResource):
