@@ -22,7 +22,8 @@ run: setup  ## demo landing files + the whole data plane for the default date ra
 	$(FACTORY) demo-data
 	$(FACTORY) run
 
-test: setup  ## the whole test suite, slow tests included
+test: setup  ## lint, then the whole test suite, slow tests included
+	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo
 	$(VENV)/bin/pytest
 
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000
