@@ -186,9 +186,5 @@ def feast(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([feast_bin, *ctx.args], cwd=settings.feature_repo, env=env))
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    app()

@@ -14,8 +14,6 @@ from typing import Any
 
 from factory_pipelines.lib.sql import lit
 
-FEATURE_TABLES = ("customer_daily", "ticket_features")
-
 
 def day_window(partition: date) -> tuple[datetime, datetime]:
     """[start, end) of a daily partition in UTC."""

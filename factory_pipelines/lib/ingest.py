@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -458,8 +457,3 @@ def _csv_header(path: Path, delimiter: str, quote: str) -> list[str] | None:
         return None
     row[0] = row[0].lstrip("\ufeff")
     return row
-
-
-def describe_report(report: LoadReport) -> dict[str, Any]:
-    """The report as plain JSON-able values, for asset metadata and the CLI."""
-    return json.loads(json.dumps(report.__dict__ | {"quarantine_rate": report.quarantine_rate}, default=str))
