@@ -52,6 +52,19 @@ def check_isolated(settings: Any, home: Path) -> None:
         raise SystemExit(f"benchmark state is not isolated under {home}: {outside} (check .env / env vars)")
 
 
+def isolated_settings(home: Path, title: str) -> tuple[Any, dict[str, Any]]:
+    """The factory settings for `home` (checked to stay inside it) and the machine, printed under a title."""
+    from factory_pipelines.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    check_isolated(settings, home)
+    info = machine()
+    print(f"== {title}, state in {home}")
+    print_machine(info)
+    return settings, info
+
+
 def cleanup(home: Path) -> None:
     if os.environ.get("BENCH_KEEP"):
         print(f"state kept in {home} (BENCH_KEEP set)")

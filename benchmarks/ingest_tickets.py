@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
-    check_isolated,
     cleanup,
     isolated_home,
-    machine,
+    isolated_settings,
     median,
-    print_machine,
     print_summary_rows,
     verdict,
     write_result,
@@ -293,14 +291,8 @@ def main() -> None:
     home = isolated_home(NAME)
     try:
         from factory_pipelines.lib.sources import load_sources
-        from factory_pipelines.settings import get_settings
 
-        get_settings.cache_clear()
-        settings = get_settings()
-        check_isolated(settings, home)
-        info = machine()
-        print(f"== {NAME}: load_partition vs bare DuckDB read_csv, {args.rows:,} rows, state in {home}")
-        print_machine(info)
+        settings, info = isolated_settings(home, f"{NAME}: load_partition vs bare DuckDB read_csv, {args.rows:,} rows")
         spec = load_sources(settings.sources_dir)["tickets"]
         work = home / "work"
         work.mkdir(parents=True)

@@ -28,12 +28,10 @@ from datetime import date
 from typing import Any
 
 from benchmarks import (
-    check_isolated,
     cleanup,
     isolated_home,
-    machine,
+    isolated_settings,
     median,
-    print_machine,
     print_summary_rows,
     verdict,
     write_result,
@@ -113,14 +111,7 @@ def main() -> None:
 
     home = isolated_home(NAME)
     try:
-        from factory_pipelines.settings import get_settings
-
-        get_settings.cache_clear()
-        settings = get_settings()
-        check_isolated(settings, home)
-        info = machine()
-        print(f"== {NAME}: FeatureStoreResource.online_features vs bare Feast, state in {home}")
-        print_machine(info)
+        settings, info = isolated_settings(home, f"{NAME}: FeatureStoreResource.online_features vs bare Feast")
         setup = build_data(settings)
 
         from feast import FeatureStore
