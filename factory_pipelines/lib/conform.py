@@ -1,8 +1,9 @@
 """Conformed (staging) tables: typed, trimmed, de-duplicated across days, amounts in USD.
 
 One partition of `staging.<source>` is rebuilt from the same partition of `raw.<source>` in one
-transaction, so re-running replaces it. Tickets and articles already delivered on an earlier day are
-not loaded twice (the count is returned), and order amounts get a USD value from configured rates.
+transaction, so re-running replaces it. A ticket (or article revision) belongs to the day it was first
+delivered: a re-delivery on a later day is not loaded again (the count is returned), whatever order
+the days are built in. Order amounts get a USD value from configured rates.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _select(source: str, fx_rates: dict[str, float]) -> str:
             trim(body), nullif(trim(order_id), ''), nullif(trim(in_reply_to), ''),
             nullif(trim(in_reply_to), '') IS NOT NULL, length(trim(body)), _partition
             FROM raw.tickets r WHERE _partition = $d AND NOT EXISTS (
-                SELECT 1 FROM staging.tickets s WHERE s.ticket_id = trim(r.ticket_id) AND s._partition < $d)"""
+                SELECT 1 FROM raw.tickets e WHERE trim(e.ticket_id) = trim(r.ticket_id) AND e._partition < $d)"""
     if source == "customers":
         return """SELECT trim(customer_id), trim(name), lower(trim(email)), plan, region, signup_date,
             lifetime_spend, updated_at, _partition FROM raw.customers WHERE _partition = $d"""
@@ -44,8 +45,8 @@ def _select(source: str, fx_rates: dict[str, float]) -> str:
     if source == "kb_articles":
         return """SELECT trim(article_id), trim(title), body, category, coalesce(tags, []::VARCHAR[]), updated_at,
             _partition FROM raw.kb_articles r WHERE _partition = $d AND NOT EXISTS (
-                SELECT 1 FROM staging.kb_articles s WHERE s.article_id = trim(r.article_id)
-                AND s.updated_at = r.updated_at AND s._partition < $d)"""
+                SELECT 1 FROM raw.kb_articles e WHERE trim(e.article_id) = trim(r.article_id)
+                AND e.updated_at = r.updated_at AND e._partition < $d)"""
     raise KeyError(f"no conformance rule for source {source!r}")
 
 
