@@ -38,6 +38,55 @@ def _days(settings: Settings, start: datetime | None, end: datetime | None) -> l
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+agents = typer.Typer(help="Agents declared by manifest: list, show, validate.", no_args_is_help=True)
+app.add_typer(agents, name="agents")
+
+
+@agents.command("list")
+def agents_list() -> None:
+    """Every declared agent: version, stage, kill switch, model, prompt, tools."""
+    from factory_pipelines.lib.manifests import load_manifests
+
+    table = Table(title=f"Agents ({get_settings().manifests_dir})")
+    for column in ("agent", "version", "stage", "kill switch", "model", "prompt", "tools"):
+        table.add_column(column, overflow="fold")
+    for m in load_manifests(get_settings().manifests_dir).values():
+        table.add_row(m.name, m.version, m.stage, "ON" if m.kill_switch else "off", f"{m.model.provider}:{m.model.name}",
+                      m.prompt, ", ".join(m.tools))
+    console.print(table)
+
+
+@agents.command("show")
+def agents_show(name: Annotated[str, typer.Argument(help="Agent name.")]) -> None:
+    """One agent's manifest, validated, as JSON."""
+    from factory_pipelines.lib.manifests import load_manifests
+
+    manifests = load_manifests(get_settings().manifests_dir)
+    if name not in manifests:
+        raise typer.BadParameter(f"no agent {name!r}; declared: {', '.join(sorted(manifests))}", param_hint="NAME")
+    console.print_json(manifests[name].model_dump_json())
+
+
+@agents.command("validate")
+def agents_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Manifest files (default: every declared one).")] = None,
+) -> None:
+    """Validate manifests against the schema and the tool catalog; exit 1 naming file, field and reason."""
+    from factory_pipelines.lib.manifests import ManifestError, load_manifest
+
+    files = paths or sorted(Path(get_settings().manifests_dir).glob("*.yaml"))
+    errors = 0
+    for path in files:
+        try:
+            manifest = load_manifest(path)
+            console.print(f"[green]ok[/green] {path} ({manifest.name} {manifest.version}, {manifest.stage})")
+        except ManifestError as exc:
+            errors += 1
+            console.print(f"[red]invalid[/red] {exc}")
+    if errors:
+        raise typer.Exit(1)
+
+
 @app.command("demo-data")
 def demo_data(
     start: StartOpt = None,

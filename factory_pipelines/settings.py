@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     suites_dir: Path = Field(
         PACKAGE_DIR / "defs" / "contracts" / "suites", description="Folder of Great Expectations suites."
     )
+    manifests_dir: Path = Field(
+        PACKAGE_DIR / "defs" / "agents" / "manifests", description="Folder of agent manifests (one YAML per agent)."
+    )
     user_sources_dir: Path | None = Field(
         None, description="Your own source declarations; a file here replaces the shipped one of the same name."
     )

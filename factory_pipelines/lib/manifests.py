@@ -1,0 +1,139 @@
+"""Agent manifests: an agent is declared in one YAML file, validated here with clear errors.
+
+A manifest names the agent, its model (a provider configuration or a registered model alias), its
+prompt in the MLflow Prompt Registry, the tools it may call (from the tool catalog), the Cedar policy
+set that gates them, the Feast feature service it reads, its retrieval corpus, its evaluation suite and
+thresholds, its budgets, its lifecycle stage and a kill switch. Adding a file adds an agent; errors
+name the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from factory_pipelines.lib.tools import CATALOG
+
+PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
+MODEL_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
+
+
+class ManifestError(ValueError):
+    """A manifest is missing or invalid; the message names the file, the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Which brain: the local model, an OpenAI-compatible endpoint, a registered model, or a script."""
+
+    provider: Literal["local", "openai_compatible", "registered", "scripted"]
+    name: str = Field(description="Model name at the provider, or models:/<name>@<alias> when registered.")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (the API key comes from the env).")
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 7
+    max_tokens: int = Field(256, ge=1, le=32_768)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.provider == "registered" and not MODEL_URI.match(self.name):
+            raise ValueError(f"a registered model is named models:/<name>@<alias>, not {self.name!r}")
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("an openai_compatible model needs base_url")
+        return self
+
+
+class Evaluation(_Strict):
+    suite: str = Field(description="Golden set under evals/datasets/.")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Scorer name -> lower bound.")
+
+
+class Budgets(_Strict):
+    """Per run (one agent x one day) unless said otherwise; exhausted budgets deny further calls."""
+
+    max_tokens: int = Field(ge=1)
+    max_tool_calls: int = Field(ge=1)
+    max_cost_usd: float = Field(ge=0)
+    max_refund_usd_per_run: float = Field(0, ge=0)
+    max_refund_usd_per_day: float = Field(0, ge=0)
+
+
+class AgentManifest(_Strict):
+    """One agent. Its assets: agents/<name> (runs), evals/<name>, monitoring/<name>_drift."""
+
+    name: str
+    version: str = Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    description: str = Field(min_length=10)
+    owner: str = Field(min_length=1)
+    stage: Literal["draft", "staging", "production", "retired"]
+    kill_switch: bool = Field(False, description="true: every tool call of this agent is denied.")
+    model: ModelConfig
+    prompt: str = Field(description="prompts:/<name>@<alias> or prompts:/<name>/<version>.")
+    tools: list[str] = Field(min_length=1)
+    policy_set: str = Field(min_length=1, description="Cedar policy set (folder under policies/).")
+    feature_service: str = Field(min_length=1)
+    retrieval_corpus: str = Field(min_length=1, description="Table the agent retrieves passages from.")
+    evaluation: Evaluation
+    budgets: Budgets
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.match(r"^[a-z][a-z0-9_]*$", value):
+            raise ValueError(f"agent name {value!r} must be lower snake case")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_uri(cls, value: str) -> str:
+        if not PROMPT_URI.match(value):
+            raise ValueError(f"prompt must be prompts:/<name>@<alias> or prompts:/<name>/<version>, not {value!r}")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in CATALOG]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; the catalog has {sorted(CATALOG)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a tool is listed twice")
+        return value
+
+    @property
+    def prompt_name(self) -> str:
+        return PROMPT_URI.match(self.prompt)["name"]  # type: ignore[index]
+
+    @property
+    def runs_on_schedule(self) -> bool:
+        return self.stage in ("staging", "production")
+
+
+def load_manifest(path: Path) -> AgentManifest:
+    """Read and validate one manifest; errors name the file and the field."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: expected a mapping at the top level")
+    try:
+        manifest = AgentManifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ManifestError(f"{path}: {problems}") from exc
+    if manifest.name != Path(path).stem:
+        raise ManifestError(f"{path}: agent name {manifest.name!r} must match the file name {Path(path).stem!r}")
+    return manifest
+
+
+def load_manifests(directory: Path) -> dict[str, AgentManifest]:
+    """Every manifest of a folder, by agent name (retired ones included: callers decide)."""
+    files = sorted(Path(directory).glob("*.yaml"))
+    return {path.stem: load_manifest(path) for path in files}
