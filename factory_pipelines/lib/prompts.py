@@ -1,0 +1,105 @@
+"""Prompts as files, synced to the MLflow Prompt Registry.
+
+A prompt file holds the template (`{{variable}}` syntax), its input variables, the JSON schema the
+answer must match, and a description. The file is validated at load: a variable used but not declared,
+or declared but not used, is an error naming the file. `sync_prompts` registers a new version only when
+the content changed (MLflow would otherwise add a version for identical content): the content hash is a
+version tag. The first version gets the `champion` alias; later ones become `challenger` until an
+evaluation promotes them. Consumers resolve `prompts:/<name>@<alias>` at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+HASH_TAG = "content_sha256"
+
+
+class PromptError(ValueError):
+    """A prompt file is invalid, or a render lacks a variable; the message names the file or prompt."""
+
+
+class PromptSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=10)
+    input_variables: list[str] = Field(min_length=1)
+    template: str = Field(min_length=10)
+    response_schema: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _variables_match(self) -> PromptSpec:
+        used = set(VARIABLE.findall(self.template))
+        declared = set(self.input_variables)
+        if used - declared:
+            raise ValueError(f"template uses undeclared variable(s) {sorted(used - declared)}")
+        if declared - used:
+            raise ValueError(f"declared variable(s) {sorted(declared - used)} never used in the template")
+        return self
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps(self.model_dump(exclude={"description"}), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def render(self, **values: Any) -> str:
+        """The template with every variable filled; a missing one is an error, never an empty string."""
+        missing = [v for v in self.input_variables if v not in values]
+        if missing:
+            raise PromptError(f"prompt {self.name}: missing input variable(s) {missing}")
+        return VARIABLE.sub(lambda m: str(values[m.group(1)]), self.template)
+
+
+def load_prompt_file(path: Path) -> PromptSpec:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        spec = PromptSpec.model_validate(data)
+    except (OSError, yaml.YAMLError) as exc:
+        raise PromptError(f"{path}: cannot read prompt: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise PromptError(f"{path}: {problems}") from exc
+    if spec.name != Path(path).stem:
+        raise PromptError(f"{path}: prompt name {spec.name!r} must match the file name {Path(path).stem!r}")
+    return spec
+
+
+def load_prompts(directory: Path) -> dict[str, PromptSpec]:
+    return {p.stem: load_prompt_file(p) for p in sorted(Path(directory).glob("*.yaml"))}
+
+
+def sync_prompts(client: Any, specs: dict[str, PromptSpec], commit: str = "") -> dict[str, dict[str, Any]]:
+    """Register changed prompts with an MLflow client; returns per prompt its version and whether it is new."""
+    synced = {}
+    for name, spec in specs.items():
+        versions = _versions(client, name)
+        same = next((v for v in versions if v.tags.get(HASH_TAG) == spec.content_hash), None)
+        if same is not None:
+            synced[name] = {"version": int(same.version), "created": False}
+            continue
+        version = client.register_prompt(
+            name=name, template=spec.template.replace("{{ ", "{{").replace(" }}", "}}"),
+            commit_message=commit or f"sync of {name}.yaml", response_format=spec.response_schema,
+            tags={HASH_TAG: spec.content_hash, "description": spec.description[:250]},
+        )
+        client.set_prompt_alias(name, "champion" if not versions else "challenger", int(version.version))
+        synced[name] = {"version": int(version.version), "created": True}
+    return synced
+
+
+def _versions(client: Any, name: str) -> list[Any]:
+    try:
+        return list(client.search_prompt_versions(name))
+    except Exception as exc:  # MLflow raises RESOURCE_DOES_NOT_EXIST for an unknown prompt
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
+            return []
+        raise
