@@ -11,6 +11,7 @@ from factory_pipelines.defs.features.assets import build_feature_assets
 from factory_pipelines.defs.ingestion.assets import build_raw_asset
 from factory_pipelines.defs.jobs import build_jobs
 from factory_pipelines.defs.partitions import daily_partitions
+from factory_pipelines.defs.registry.assets import build_registry_assets
 from factory_pipelines.defs.resources import build_resources
 from factory_pipelines.defs.staging.assets import build_staging_asset
 from factory_pipelines.lib.conform import STAGING_DDL
@@ -28,6 +29,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     assets = [build_raw_asset(spec, partitions, str(settings.landing_dir)) for spec in sources.values()]
     assets += [build_staging_asset(name, partitions) for name in staged]
     assets += build_feature_assets(partitions, settings.feature_data_dir, settings.feature_repo, set(staged))
+    assets += build_registry_assets()
 
     checks = []
     for spec in sources.values():

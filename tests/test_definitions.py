@@ -15,6 +15,7 @@ EXPECTED_ASSETS = {
     "staging/customers": "staging", "staging/kb_articles": "staging", "staging/orders": "staging",
     "staging/tickets": "staging", "features/customer_daily": "features", "features/feast_registry": "features",
     "features/online_store": "features", "features/ticket_features": "features",
+    "registry/prompt_versions": "registry",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),

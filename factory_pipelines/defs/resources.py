@@ -3,6 +3,7 @@
 from typing import Any
 
 from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 from factory_pipelines.settings import Settings
 
@@ -17,4 +18,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             online_path=str(settings.feast_online_path),
             redis_url=settings.feast_redis_url,
         ),
+        "tracking": TrackingResource(tracking_uri=settings.mlflow_tracking_uri),
     }

@@ -1,0 +1,29 @@
+"""MLflow behind one resource: a client on the configured tracking and registry URI.
+
+Embedded profile: SQLite under `<home>/mlflow`; production: an MLflow server URL. MLflow takes seconds
+to import, so it is imported when a client is first needed, with its telemetry off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from factory_pipelines.settings import turn_off_telemetry
+
+
+class TrackingResource(dg.ConfigurableResource):
+    """The MLflow tracking server and model/prompt registry of the factory."""
+
+    tracking_uri: str = Field(description="MLflow tracking and registry URI.")
+
+    def client(self) -> Any:
+        turn_off_telemetry()
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

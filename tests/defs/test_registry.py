@@ -1,0 +1,26 @@
+"""The prompt registry asset: materialized twice against the real MLflow, it creates versions once."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from factory_pipelines.definitions import build_definitions
+from factory_pipelines.settings import Settings
+
+
+@pytest.mark.slow
+def test_prompt_versions_asset_syncs_once(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    asset = next(a for a in defs.assets if dg.AssetKey(["registry", "prompt_versions"]) in a.keys)
+    resources = {"tracking": defs.resources["tracking"]}
+    first = dg.materialize([asset], resources=resources)
+    second = dg.materialize([asset], resources=resources)
+
+    def meta(result: dg.ExecuteInProcessResult) -> dict:
+        return result.asset_materializations_for_node("registry__prompt_versions")[0].metadata
+
+    assert meta(first)["new_versions"].value == 2
+    assert meta(second)["new_versions"].value == 0
+    assert meta(second)["prompts"].value == {"knowledge_gap": {"version": 1, "created": False},
+                                             "support_triage": {"version": 1, "created": False}}
