@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factory_pipelines.lib.config_files import read_mapping, validate_named
 from factory_pipelines.lib.tools import CATALOG
 
 PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
@@ -117,20 +117,7 @@ class AgentManifest(_Strict):
 
 def load_manifest(path: Path) -> AgentManifest:
     """Read and validate one manifest; errors name the file and the field."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path}: expected a mapping at the top level")
-    try:
-        manifest = AgentManifest.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ManifestError(f"{path}: {problems}") from exc
-    if manifest.name != Path(path).stem:
-        raise ManifestError(f"{path}: agent name {manifest.name!r} must match the file name {Path(path).stem!r}")
-    return manifest
+    return validate_named(path, read_mapping(path, "manifest", ManifestError), AgentManifest, "agent", ManifestError)
 
 
 def load_manifests(directory: Path) -> dict[str, AgentManifest]:

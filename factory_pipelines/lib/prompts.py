@@ -16,8 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from factory_pipelines.lib.config_files import read_mapping, validate_named
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 HASH_TAG = "content_sha256"
@@ -60,17 +61,8 @@ class PromptSpec(BaseModel):
 
 
 def load_prompt_file(path: Path) -> PromptSpec:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        spec = PromptSpec.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: cannot read prompt: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise PromptError(f"{path}: {problems}") from exc
-    if spec.name != Path(path).stem:
-        raise PromptError(f"{path}: prompt name {spec.name!r} must match the file name {Path(path).stem!r}")
-    return spec
+    """Read and validate one prompt file; errors name the file and the field."""
+    return validate_named(path, read_mapping(path, "prompt", PromptError), PromptSpec, "prompt", PromptError)
 
 
 def load_prompts(directory: Path) -> dict[str, PromptSpec]:

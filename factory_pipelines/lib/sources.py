@@ -13,8 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from factory_pipelines.lib.config_files import read_mapping, validate_named
 
 SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -136,22 +137,11 @@ class SourceSpec(BaseModel):
 
 def load_source(path: Path) -> SourceSpec | None:
     """Read and validate one source file (None when it says `enabled: false`); errors name file and field."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SourceSpecError(f"{path}: cannot read source declaration: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SourceSpecError(f"{path}: expected a mapping at the top level")
+    data = read_mapping(path, "source declaration", SourceSpecError)
     if data.get("enabled", True) is False:  # "I have no such feed": the source and what needs it are left out
         return None
-    try:
-        spec = SourceSpec.model_validate({k: v for k, v in data.items() if k != "enabled"})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SourceSpecError(f"{path}: {problems}") from exc
-    if spec.name != path.stem:
-        raise SourceSpecError(f"{path}: source name {spec.name!r} must match the file name {path.stem!r}")
-    return spec
+    return validate_named(path, {k: v for k, v in data.items() if k != "enabled"}, SourceSpec, "source",
+                          SourceSpecError)
 
 
 def find_suite(name: str, suite_dirs: list[Path]) -> Path:

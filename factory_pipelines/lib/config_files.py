@@ -1,0 +1,35 @@
+"""Reading the factory's YAML configuration files (sources, agents, prompts) with errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_mapping(path: Path, kind: str, error: type[Exception]) -> dict[str, Any]:
+    """The YAML mapping in `path`; `error` names the file when it cannot be read or is not a mapping."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: cannot read {kind}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def validate_named(path: Path, data: dict[str, Any], model: type[Model], kind: str, error: type[Exception]) -> Model:
+    """`data` as `model`, whose `name` must match the file name; errors name the file, field and reason."""
+    try:
+        value = model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise error(f"{path}: {problems}") from exc
+    name = getattr(value, "name", None)
+    if name != Path(path).stem:
+        raise error(f"{path}: {kind} name {name!r} must match the file name {Path(path).stem!r}")
+    return value
