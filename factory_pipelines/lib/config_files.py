@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _snake_case(value: str) -> str:
+    if not _SNAKE.match(value):
+        raise ValueError(f"{value!r} must be lower snake case (a-z, 0-9, _)")
+    return value
+
+
+SnakeName = Annotated[str, AfterValidator(_snake_case)]
+"""A name that becomes a table, column, asset or file name: lower snake case."""
 
 
 def read_mapping(path: Path, kind: str, error: type[Exception]) -> dict[str, Any]:

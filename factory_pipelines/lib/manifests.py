@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factory_pipelines.lib.config_files import read_mapping, validate_named
+from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 from factory_pipelines.lib.tools import CATALOG
 
 PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
@@ -67,7 +67,7 @@ class Budgets(_Strict):
 class AgentManifest(_Strict):
     """One agent. Its assets: agents/<name> (runs), evals/<name>, monitoring/<name>_drift."""
 
-    name: str
+    name: SnakeName
     version: str = Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
     description: str = Field(min_length=10)
     owner: str = Field(min_length=1)
@@ -81,13 +81,6 @@ class AgentManifest(_Strict):
     retrieval_corpus: str = Field(min_length=1, description="Table the agent retrieves passages from.")
     evaluation: Evaluation
     budgets: Budgets
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not re.match(r"^[a-z][a-z0-9_]*$", value):
-            raise ValueError(f"agent name {value!r} must be lower snake case")
-        return value
 
     @field_validator("prompt")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from factory_pipelines.lib.config_files import read_mapping, validate_named
+from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 HASH_TAG = "content_sha256"
@@ -31,7 +31,7 @@ class PromptError(ValueError):
 class PromptSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: SnakeName
     description: str = Field(min_length=10)
     input_variables: list[str] = Field(min_length=1)
     template: str = Field(min_length=10)

@@ -15,10 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from factory_pipelines.lib.config_files import read_mapping, validate_named
+from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 
 SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class SourceSpecError(ValueError):
@@ -30,7 +29,7 @@ class ColumnSpec(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    name: str = Field(description="Column name in the raw table (lower snake case).")
+    name: SnakeName = Field(description="Column name in the raw table (lower snake case).")
     type: str = Field(description=f"DuckDB type, one of {sorted(SUPPORTED_TYPES)}.")
     required: bool = Field(False, description="Null or missing values are quarantined.")
     description: str = ""
@@ -43,13 +42,6 @@ class ColumnSpec(BaseModel):
     max: float | None = Field(None, description="Largest allowed value (numbers).")
     pattern: str | None = Field(None, description="Regular expression the whole value must match.")
     max_length: int | None = Field(None, ge=1, description="Longest allowed text, in characters.")
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not IDENTIFIER.match(value):
-            raise ValueError(f"column name {value!r} must be lower snake case")
-        return value
 
     @field_validator("type")
     @classmethod
@@ -88,7 +80,7 @@ class SourceSpec(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    name: str
+    name: SnakeName
     description: str
     format: Literal["csv", "parquet", "jsonl"]
     file_pattern: str = Field(description="Glob of the files inside one partition folder, e.g. '*.csv'.")
@@ -102,13 +94,6 @@ class SourceSpec(BaseModel):
     owner: str = "data-platform"
     csv: CsvOptions = CsvOptions()
     columns: list[ColumnSpec] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not IDENTIFIER.match(value):
-            raise ValueError(f"source name {value!r} must be lower snake case")
-        return value
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> SourceSpec:
