@@ -55,13 +55,3 @@ class KbIndex:
         ids, scores = self._index.retrieve(self._tokens([query]), k=k, show_progress=False, n_threads=1)
         hits = [(self.passages[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
         return sorted(hits, key=lambda hit: (-hit[1], hit[0].passage_id))
-
-
-def load_kb(con: Any, as_of_partition: str | None = None) -> list[dict[str, Any]]:
-    """The KB articles from `staging.kb_articles` (up to a day, when given), as dicts."""
-    where = "WHERE _partition <= ?" if as_of_partition else ""
-    rows = con.execute(
-        f"SELECT article_id, title, body, category, updated_at FROM staging.kb_articles {where}",
-        [as_of_partition] if as_of_partition else [],
-    ).fetchall()
-    return [dict(zip(("article_id", "title", "body", "category", "updated_at"), r, strict=True)) for r in rows]
