@@ -114,22 +114,29 @@ def summary_tables(outcomes: list[PartitionOutcome], settings: Settings) -> list
     return tables + ([failures] if failures.row_count else [])
 
 
-def quarantine_table(settings: Settings, partitions: list[str]) -> Table:
-    """Quarantined rows per source and day, with the rules they broke."""
+def _read_quarantine(settings: Settings, queries: list[str], params: dict[str, Any]) -> list[list[Any]] | None:
+    """Results of read queries on raw.quarantine; None while there is no warehouse or table yet."""
     import duckdb
 
+    from factory_pipelines.resources.warehouse import WarehouseResource
+
+    try:
+        with WarehouseResource(database=settings.warehouse).connect(read_only=True) as con:
+            return [con.execute(sql, params).fetchall() for sql in queries]
+    except (duckdb.CatalogException, duckdb.IOException):
+        return None
+
+
+def quarantine_table(settings: Settings, partitions: list[str]) -> Table:
+    """Quarantined rows per source and day, with the rules they broke."""
     table = Table(title="Quarantine (raw.quarantine)")
     for column in ("source", "day", "rows", "rules"):
         table.add_column(column)
-    try:
-        with duckdb.connect(settings.warehouse, read_only=True) as con:
-            rows = con.execute(
-                "SELECT source, partition::VARCHAR, count(*), string_agg(DISTINCT rule, ', ' ORDER BY rule) "
-                "FROM raw.quarantine WHERE partition::VARCHAR IN (SELECT unnest($p)) GROUP BY ALL ORDER BY 1, 2",
-                {"p": partitions},
-            ).fetchall()
-    except (duckdb.CatalogException, duckdb.IOException):
-        rows = []
+    results = _read_quarantine(settings, [
+        "SELECT source, partition::VARCHAR, count(*), string_agg(DISTINCT rule, ', ' ORDER BY rule) "
+        "FROM raw.quarantine WHERE partition::VARCHAR IN (SELECT unnest($p)) GROUP BY ALL ORDER BY 1, 2",
+    ], {"p": partitions})
+    rows = results[0] if results else []
     for row in rows:
         table.add_row(*(str(v) for v in row))
     if not rows:
@@ -141,22 +148,18 @@ def quarantine_rows(
     settings: Settings, partitions: list[str], source: str | None, limit: int
 ) -> tuple[list[tuple[str, ...]], int]:
     """Quarantined rows of some days (and a source), as text cells, and how many there are in all."""
-    import duckdb
-
     where = "partition::VARCHAR IN (SELECT unnest($p))" + (" AND source = $s" if source else "")
     params: dict[str, Any] = {"p": partitions} | ({"s": source} if source else {})
-    try:
-        with duckdb.connect(settings.warehouse, read_only=True) as con:
-            total = con.execute(f"SELECT count(*) FROM raw.quarantine WHERE {where}", params).fetchone()[0]
-            rows = con.execute(
-                "SELECT source, partition::VARCHAR, regexp_extract(source_file, '[^/]+$'), "
-                "coalesce('row ' || source_row, 'line ' || source_line, ''), rule, coalesce(column_name, ''), "
-                f"coalesce(detail, ''), left(coalesce(payload, ''), 160) FROM raw.quarantine WHERE {where} "
-                f"ORDER BY 1, 2, source_file, coalesce(source_row, source_line) LIMIT {int(limit)}",
-                params,
-            ).fetchall()
-    except (duckdb.CatalogException, duckdb.IOException):
+    results = _read_quarantine(settings, [
+        f"SELECT count(*) FROM raw.quarantine WHERE {where}",
+        "SELECT source, partition::VARCHAR, regexp_extract(source_file, '[^/]+$'), "
+        "coalesce('row ' || source_row, 'line ' || source_line, ''), rule, coalesce(column_name, ''), "
+        f"coalesce(detail, ''), left(coalesce(payload, ''), 160) FROM raw.quarantine WHERE {where} "
+        f"ORDER BY 1, 2, source_file, coalesce(source_row, source_line) LIMIT {int(limit)}",
+    ], params)
+    if results is None:
         return [], 0
+    total, rows = results[0][0][0], results[1]
     return [tuple(str(v) for v in row) for row in rows], total
 
 
