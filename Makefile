@@ -6,7 +6,7 @@ UV = $(TOOLS)/bin/uv
 VENV = .venv
 FACTORY = $(VENV)/bin/factory
 
-.PHONY: setup run test ui clean benchmarks lint
+.PHONY: setup run test ui mlflow-ui clean benchmarks lint
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -18,7 +18,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced  ## create .venv from uv.lock (pinned, reproducible)
 
-run: setup  ## demo landing files + the whole data plane for the default date range, with a summary
+run: setup  ## demo landing files, then data plane, models and prompts, and agents for the default days, with a summary
 	$(FACTORY) demo-data
 	$(FACTORY) run
 
@@ -28,6 +28,9 @@ test: setup  ## lint, then the whole test suite, slow tests included
 
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000
 	$(FACTORY) ui
+
+mlflow-ui: setup  ## the MLflow UI on http://127.0.0.1:5000 (prompts, models, runs, traces)
+	$(FACTORY) mlflow-ui
 
 clean:  ## wipe all local state (.factory/)
 	$(FACTORY) clean --yes

@@ -122,14 +122,19 @@ def demo_data(
     console.print(table)
 
 
+PHASES = {"data_plane_job": "data plane", "models_job": "models and prompts", "agents_job": "agents"}
+
+
 @app.command()
 def run(
     start: StartOpt = None,
     end: EndOpt = None,
-    job: Annotated[str, typer.Option(help="Job to run for each day.")] = "data_plane_job",
+    job: Annotated[str, typer.Option(help="One job to run (data_plane_job, models_job, agents_job); default: all "
+                                          "three in that order.")] = "all",
 ) -> None:
-    """Materialize the graph for each day of a range, in process, on the factory's Dagster instance."""
-    from factory_pipelines.runs import run_partitions, summary_tables
+    """Run the factory for each day of a range, in process, on its Dagster instance: data plane, then models
+    and prompts, then agents."""
+    from factory_pipelines.runs import load_definitions, run_partitions
 
     settings = get_settings()
     days = _days(settings, start, end)
@@ -139,27 +144,56 @@ def run(
             param_hint="--start/--end",
         )
     prepare_instance(settings)
+    definitions = load_definitions()
+    available = [j.name for j in definitions.jobs]
+    jobs = [j for j in PHASES if j in available] if job == "all" else [job]
+    if any(j not in available for j in jobs):
+        raise typer.BadParameter(f"unknown job {job!r}; the code location has {available}", param_hint="--job")
+    keys = [d.isoformat() for d in days]
     started = time.perf_counter()
+    outcomes: dict[str, list] = {}
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=console,
     ) as progress:
-        task = progress.add_task("materializing", total=len(days))
-        outcomes = run_partitions(
-            job, [d.isoformat() for d in days],
-            on_start=lambda key: progress.update(task, description=f"day {key}"),
-            on_done=lambda key, ok: progress.advance(task),
-        )
-    for table in summary_tables(outcomes, settings):
-        console.print(table)
+        for name in jobs:
+            partitions: list[str | None] = [None] if name == "models_job" else list(keys)
+            task = progress.add_task(PHASES.get(name, name), total=len(partitions))
+            outcomes[name] = run_partitions(
+                name, partitions, definitions=definitions,
+                on_start=lambda key, task=task, name=name: progress.update(task, description=f"{PHASES.get(name, name)} {key}"),
+                on_done=lambda key, ok, task=task: progress.advance(task),
+            )
+            if name == "data_plane_job" and job == "all" and not all(o.success for o in outcomes[name]):
+                break  # agents never run on days whose contracts failed; say so before going on
+    _print_summary(outcomes, settings)
     elapsed = time.perf_counter() - started
-    failed = [o.partition for o in outcomes if not o.success]
+    failed = [(name, o.partition or name) for name, runs in outcomes.items() for o in runs if not o.success]
     if failed:
-        console.print(f"[red]{len(failed)} of {len(outcomes)} day(s) failed: {', '.join(failed)}[/red] ({elapsed:.0f} s)")
+        console.print(f"[red]{len(failed)} run(s) failed: {', '.join(p for _, p in failed)}[/red] ({elapsed:.0f} s)")
         console.print("Open the Dagster UI (`make ui`) or run `factory status` to see which check failed and why.")
         raise typer.Exit(1)
-    console.print(f"[green]All {len(outcomes)} day(s) materialized, every check passed[/green] ({elapsed:.0f} s)")
-    console.print("Browse the asset graph, checks and runs: `make ui` (http://127.0.0.1:3000).")
+    console.print(f"[green]All runs succeeded, every check passed[/green] ({elapsed:.0f} s)")
+    console.print("Browse the asset graph, checks and runs: `make ui` (http://127.0.0.1:3000); prompts, the "
+                  "classifier and one trace per ticket: `make mlflow-ui` (http://127.0.0.1:5000).")
+
+
+def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
+    from factory_pipelines.runs import agents_table, failures_table, models_table, summary_tables
+
+    holdout: list[str] = []
+    if "data_plane_job" in outcomes:
+        for table in summary_tables(outcomes["data_plane_job"], settings):
+            console.print(table)
+    for model_run in outcomes.get("models_job", []):
+        console.print(models_table(model_run))
+        for meta in model_run.materialized.values():
+            holdout = list(meta.get("holdout_days") or holdout)
+    if "agents_job" in outcomes:
+        console.print(agents_table(outcomes["agents_job"], holdout))
+    failures = failures_table([o for runs in outcomes.values() for o in runs])
+    if failures is not None:
+        console.print(failures)
 
 
 @app.command()
@@ -218,6 +252,21 @@ def ui(
     turn_off_telemetry()
     command = [sys.executable, "-m", "dagster", "dev", "-m", "factory_pipelines.definitions", "-h", host, "-p", str(port)]
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on the factory's tracking store: prompts, the classifier, evaluations, traces."""
+    settings = get_settings()
+    settings.ensure_dirs()
+    turn_off_telemetry()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+               "--default-artifact-root", settings.mlflow_artifact_root, "--host", host, "--port", str(port)]
+    console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
 
 

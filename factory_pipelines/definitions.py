@@ -6,15 +6,18 @@ import warnings
 
 import dagster as dg
 
+from factory_pipelines.defs.agents.assets import build_agent_asset
 from factory_pipelines.defs.contracts.checks import contract_check, quarantine_rate_check
 from factory_pipelines.defs.features.assets import build_feature_assets
 from factory_pipelines.defs.ingestion.assets import build_raw_asset
 from factory_pipelines.defs.jobs import build_jobs
+from factory_pipelines.defs.models.assets import build_model_assets
 from factory_pipelines.defs.partitions import daily_partitions
 from factory_pipelines.defs.registry.assets import build_registry_assets
 from factory_pipelines.defs.resources import build_resources
 from factory_pipelines.defs.staging.assets import build_staging_asset
 from factory_pipelines.lib.conform import STAGING_DDL
+from factory_pipelines.lib.manifests import load_manifests
 from factory_pipelines.lib.sources import find_suite, load_sources
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
@@ -44,12 +47,19 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite, sources[name].primary_key, partitions)
         )
 
-    job, schedule = build_jobs(settings.executor)
+    check_keys = [key for check in checks for key in check.check_keys]
+    agents = {}
+    if "tickets" in staged:  # agents read tickets; a code location without them has data assets only
+        assets += build_model_assets(settings.labels_dir, settings.manifests_dir.parent / "rules")
+        agents = {n: m for n, m in load_manifests(settings.manifests_dir).items() if m.stage != "retired"}
+        assets += [build_agent_asset(m, settings.manifests_dir / f"{n}.yaml", partitions, set(staged), check_keys,
+                                     settings.labels_dir, settings.response_cache) for n, m in agents.items()]
+    jobs, schedules = build_jobs(settings.executor, [n for n, m in agents.items() if m.runs_on_schedule])
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[job],
-        schedules=[schedule],
+        jobs=jobs,
+        schedules=schedules,
         resources=build_resources(settings),
     )
 

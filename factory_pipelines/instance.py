@@ -18,7 +18,11 @@ from factory_pipelines.settings import Settings, export_dagster_home
 def instance_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "telemetry": {"enabled": False},
-        "concurrency": {"runs": {"max_concurrent_runs": settings.max_concurrent_runs}},
+        "concurrency": {
+            "runs": {"max_concurrent_runs": settings.max_concurrent_runs},
+            # the only pool is model_slots (agent steps calling a model): its limit is the setting
+            "pools": {"default_limit": settings.model_slots},
+        },
     }
     if settings.dagster_postgres_url:
         config["storage"] = {"postgres": {"postgres_url": settings.dagster_postgres_url}}

@@ -43,23 +43,24 @@ def load_definitions() -> dg.Definitions:
 
 def run_partitions(
     job_name: str,
-    partitions: list[str],
+    partitions: list[str | None],
     on_start: Callable[[str], None] = lambda key: None,
     on_done: Callable[[str, bool], None] = lambda key, ok: None,
     definitions: dg.Definitions | None = None,
 ) -> list[PartitionOutcome]:
-    """Run `job_name` for each partition key in order, on the instance at $DAGSTER_HOME."""
+    """Run `job_name` for each partition key in order (None: an unpartitioned job), on the instance at
+    $DAGSTER_HOME."""
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(job_name)
     outcomes = []
     with dg.DagsterInstance.get() as instance:
         for key in partitions:
-            on_start(key)
+            on_start(key or job_name)
             result = job.execute_in_process(
                 partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS
             )
-            outcomes.append(_outcome(key, result))
-            on_done(key, result.success)
+            outcomes.append(_outcome(key or "", result))
+            on_done(key or job_name, result.success)
     return outcomes
 
 
@@ -87,15 +88,65 @@ def _outcome(key: str, result: Any) -> PartitionOutcome:
     return outcome
 
 
+def failures_table(outcomes: list[PartitionOutcome], title: str = "Failed checks and steps") -> Table | None:
+    """Failed checks and steps with their reasons, or None when nothing failed."""
+    failures = Table(title=title)
+    for column in ("day", "check or step", "why"):
+        failures.add_column(column)
+    for o in outcomes:
+        for name, ok in o.checks.items():
+            if not ok:
+                failures.add_row(o.partition, name, o.check_descriptions[name][:300])
+        for step in o.failed_steps:
+            failures.add_row(o.partition or "-", f"step {step}", o.error[:300])
+    return failures if failures.row_count else None
+
+
+def models_table(outcome: PartitionOutcome) -> Table:
+    """What the models job registered: prompt versions and the classifier with its alias and holdout scores."""
+    table = Table(title="Models and prompts (MLflow registry)")
+    for column in ("asset", "version", "alias / state", "holdout accuracy (category, priority, action)"):
+        table.add_column(column)
+    prompts = outcome.materialized.get("registry/prompt_versions", {}).get("prompts") or {}
+    for name, info in prompts.items():
+        table.add_row(f"prompt {name}", str(info["version"]), "new" if info["created"] else "unchanged", "")
+    for key, meta in outcome.materialized.items():
+        if key.startswith("models/"):
+            scores = ", ".join(f"{meta.get(f'holdout_{t}_accuracy', 0):.3f}" for t in ("category", "priority", "action"))
+            table.add_row(key, str(meta.get("model_uri", "")), str(meta.get("alias", "")),
+                          f"{scores} on {', '.join(meta.get('holdout_days') or [])}")
+    return table
+
+
+def agents_table(outcomes: list[PartitionOutcome], holdout_days: list[str]) -> Table:
+    """Per agent and day: decisions, actions, accuracy on labelled tickets, model calls, tokens, cost, speed."""
+    table = Table(title="Agent runs (accuracy on the demo's labelled tickets; * = a classifier training day)")
+    for column in ("agent", "day", "decided", "not decided", "actions / tool calls", "category", "priority",
+                   "action", "model calls", "tokens", "cost USD", "p95 s", "tickets/s"):
+        table.add_column(column, justify="left" if column in ("agent", "day", "actions / tool calls") else "right")
+    for o in outcomes:
+        for key, m in sorted(o.materialized.items()):
+            if not key.startswith("agents/"):
+                continue
+            acted = m.get("actions") or {k: v for k, v in (m.get("tool_calls") or {}).items()
+                                         if not k.startswith(("kb_search", "customer_features", "order_lookup"))}
+            day = o.partition + ("" if o.partition in holdout_days or not holdout_days else "*")
+            table.add_row(
+                key.removeprefix("agents/"), day, str(m.get("decided", 0)), str(m.get("not_decided", 0)),
+                ", ".join(f"{k} {v}" for k, v in sorted(acted.items())),
+                *(f"{m[f'{f}_accuracy']:.3f}" if f"{f}_accuracy" in m else "-" for f in ("category", "priority", "action")),
+                f"{m.get('model_calls', 0)} ({m.get('cache_hits', 0)} cached)",
+                str(int(m.get("tokens_in", 0)) + int(m.get("tokens_out", 0))), f"{m.get('cost_usd', 0):.5f}",
+                f"{m.get('latency_p95_s', 0):.3f}", f"{m.get('tickets_per_s', 0):.1f}",
+            )
+    return table
+
+
 def summary_tables(outcomes: list[PartitionOutcome], settings: Settings) -> list[Table]:
     """A table per day (assets, checks, quarantine) and the failed checks with their reasons."""
     days = Table(title="Data plane runs")
     for column in ("day", "assets", "checks passed", "checks failed", "rows loaded", "rows quarantined", "run id"):
         days.add_column(column, justify="right" if column not in ("day", "run id") else "left")
-    failures = Table(title="Failed checks and steps")
-    failures.add_column("day")
-    failures.add_column("check or step")
-    failures.add_column("why")
     for o in outcomes:
         raw = {k: v for k, v in o.materialized.items() if k.startswith("raw/")}
         loaded = sum(int(m.get("rows_loaded", 0)) for m in raw.values())
@@ -105,13 +156,7 @@ def summary_tables(outcomes: list[PartitionOutcome], settings: Settings) -> list
             o.partition, str(len(o.materialized)), str(passed), str(len(o.checks) - passed), str(loaded),
             str(quarantined), o.run_id[:8],
         )
-        for name, ok in o.checks.items():
-            if not ok:
-                failures.add_row(o.partition, name, o.check_descriptions[name][:300])
-        for step in o.failed_steps:
-            failures.add_row(o.partition, f"step {step}", o.error[:300])
-    tables = [days, quarantine_table(settings, [o.partition for o in outcomes])]
-    return tables + ([failures] if failures.row_count else [])
+    return [days, quarantine_table(settings, [o.partition for o in outcomes])]
 
 
 def _read_quarantine(settings: Settings, queries: list[str], params: dict[str, Any]) -> list[list[Any]] | None:

@@ -81,6 +81,21 @@ class Settings(BaseSettings):
 
     # Tracking.
     mlflow_tracking_uri: str = Field("", description="MLflow URI; default sqlite:///<home>/mlflow/mlflow.db.")
+    mlflow_artifact_root: str = Field("", description="Where MLflow stores model artifacts; default <home>/mlflow/artifacts.")
+
+    # Agents and models.
+    labels_dir: Path | None = Field(
+        None, description="Labelled tickets (one JSONL per day: ticket_id and label columns) for training and "
+        "accuracy; default <home>/demo_truth/tickets, which the demo writes.")
+    model_dir: Path | None = Field(None, description="Where the local GGUF model is assembled; default <home>/models.")
+    model_slots: int = Field(1, ge=1, description="Agent steps calling a model at once, across runs (Dagster pool "
+                             "model_slots).")
+    llm_threads: int = Field(2, ge=1, description="CPU threads of the local model.")
+    llm_context_window: int = Field(2048, ge=256, description="Context tokens of the local model.")
+    llm_usd_per_cpu_second: float = Field(0.00001, ge=0, description="Price of a CPU-second of the local model.")
+    llm_prices: dict[str, list[float]] = Field(
+        default_factory=dict, description="Remote model -> [USD per 1k prompt tokens, USD per 1k completion tokens].")
+    response_cache: bool = Field(True, description="Reuse a model answer for the same model, prompt and input.")
 
     # Dagster instance.
     dagster_home: Path | None = Field(None, description="DAGSTER_HOME; default <home>/dagster.")
@@ -115,6 +130,9 @@ class Settings(BaseSettings):
             "feast_registry": self.feast_registry or str(home / "feast" / "registry.db"),
             "feast_online_path": self.feast_online_path or home / "feast" / "online.db",
             "mlflow_tracking_uri": self.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            "mlflow_artifact_root": self.mlflow_artifact_root or str(home / "mlflow" / "artifacts"),
+            "labels_dir": self.labels_dir or home / "demo_truth" / "tickets",
+            "model_dir": self.model_dir or home / "models",
             "dagster_home": self.dagster_home or home / "dagster",
         }
         for key, value in derived.items():

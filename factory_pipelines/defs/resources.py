@@ -3,6 +3,7 @@
 from typing import Any
 
 from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.llm import LLMResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 from factory_pipelines.settings import Settings
@@ -18,5 +19,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             online_path=str(settings.feast_online_path),
             redis_url=settings.feast_redis_url,
         ),
-        "tracking": TrackingResource(tracking_uri=settings.mlflow_tracking_uri),
+        "tracking": TrackingResource(tracking_uri=settings.mlflow_tracking_uri,
+                                     artifact_root=settings.mlflow_artifact_root),
+        "llm": LLMResource(model_dir=str(settings.model_dir), context_window=settings.llm_context_window,
+                           threads=settings.llm_threads, usd_per_cpu_second=settings.llm_usd_per_cpu_second,
+                           prices=settings.llm_prices),
     }

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
+from factory_pipelines.lib.rules import Condition
 from factory_pipelines.lib.tools import CATALOG
 
 PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
@@ -35,7 +36,9 @@ class ModelConfig(_Strict):
 
     provider: Literal["local", "openai_compatible", "registered", "scripted"]
     name: str = Field(description="Model name at the provider, or models:/<name>@<alias> when registered.")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (the API key comes from the env).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
+    context_window: int = Field(2048, ge=256, description="Tokens the model reads; longer tickets are cut to fit.")
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int = 7
     max_tokens: int = Field(256, ge=1, le=32_768)
@@ -64,6 +67,38 @@ class Budgets(_Strict):
     max_refund_usd_per_day: float = Field(0, ge=0)
 
 
+class Decision(_Strict):
+    """How the answer's fields are decided: a first pass, rules, then the model for what is left."""
+
+    first_pass: str | None = Field(None, description="models:/<name>@<alias>: a registered classifier's labels.")
+    rules: str | None = Field(None, description="Rule file under defs/agents/rules/ (without .yaml).")
+    model_below_confidence: float = Field(
+        0.5, ge=0, le=1.01, description="First-pass fields less sure than this are asked of the model; 0 never, "
+        "above 1 always.")
+
+    @field_validator("first_pass")
+    @classmethod
+    def _model_uri(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_URI.match(value):
+            raise ValueError(f"first_pass must be models:/<name>@<alias> or models:/<name>/<version>, not {value!r}")
+        return value
+
+
+class Action(_Strict):
+    """A tool call after deciding, when its condition holds; args are filled from {paths} of the facts."""
+
+    tool: str
+    when: Condition = Field(default_factory=Condition)
+    args: dict[str, object] = Field(default_factory=dict)
+
+
+class Reply(_Strict):
+    """The reply: from templates (keyed by a decision field), or composed by a prompt when a capable model is set."""
+
+    templates: str = Field(description="Reply template file under defs/agents/replies/ (without .yaml).")
+    prompt: str | None = Field(None, description="prompts:/<name>@<alias> composing replies with a remote model.")
+
+
 class AgentManifest(_Strict):
     """One agent. Its assets: agents/<name> (runs), evals/<name>, monitoring/<name>_drift."""
 
@@ -81,6 +116,10 @@ class AgentManifest(_Strict):
     retrieval_corpus: str = Field(min_length=1, description="Table the agent retrieves passages from.")
     evaluation: Evaluation
     budgets: Budgets
+    context: list[str] = Field(default_factory=list, description="Read-only tools called before deciding, in order.")
+    decision: Decision = Field(default_factory=Decision)
+    actions: list[Action] = Field(default_factory=list, description="Tool calls after deciding, in order.")
+    reply: Reply | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -98,6 +137,16 @@ class AgentManifest(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("a tool is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _tools_declared(self) -> AgentManifest:
+        for where, tool in [("context", t) for t in self.context] + [("actions", a.tool) for a in self.actions]:
+            if tool not in self.tools:
+                raise ValueError(f"{where} uses {tool!r}, which is not in the agent's tools {self.tools}")
+        side = [t for t in self.context if CATALOG[t].side_effect]
+        if side:
+            raise ValueError(f"context tools must be read-only; {side} change the world (use actions)")
+        return self
 
     @property
     def prompt_name(self) -> str:

@@ -3,7 +3,7 @@
 A tool is named in agent manifests by its name; its input and output are pydantic models validated on
 every call, in and out. Tools with a side effect go through the outbox (idempotency key: agent, ticket,
 tool, canonical arguments), so a retried or re-run partition never acts twice. This module holds the
-contracts; implementations bind to them in the agent runtime.
+contracts; `toolbox` binds implementations to them behind one call path.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ class _Strict(BaseModel):
 
 class CustomerFeaturesIn(_Strict):
     customer_id: str = Field(min_length=1)
+    ticket_id: str | None = Field(None, description="Also the ticket's own features, when the service has them.")
 
 
 class CustomerFeaturesOut(_Strict):
     customer_id: str
+    ticket_id: str | None = None
     features: dict[str, str | int | float | bool | None]
     feature_service: str
 
@@ -49,12 +51,13 @@ class OrderLookupIn(_Strict):
 
 class OrderLookupOut(_Strict):
     order_id: str
-    customer_id: str
-    product: str
-    amount: float
-    currency: str
-    amount_usd: float
-    status: Literal["placed", "shipped", "delivered", "cancelled", "refunded"]
+    found: bool
+    customer_id: str | None = None
+    product: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    amount_usd: float | None = None
+    status: Literal["placed", "shipped", "delivered", "cancelled", "refunded"] | None = None
     refund_amount: float | None = None
 
 
@@ -106,12 +109,12 @@ class ToolSpec(_Strict):
 CATALOG: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
-        ToolSpec(name="customer_features", version="1.0.0", input=CustomerFeaturesIn, output=CustomerFeaturesOut,
-                 side_effect=False, description="The customer's online features (Feast service of the agent)."),
+        ToolSpec(name="customer_features", version="1.1.0", input=CustomerFeaturesIn, output=CustomerFeaturesOut,
+                 side_effect=False, description="The customer's (and ticket's) online features from the agent's Feast service."),
         ToolSpec(name="kb_search", version="1.0.0", input=KbSearchIn, output=KbSearchOut, side_effect=False,
                  description="BM25 search over the knowledge base; passages with article ids to cite."),
-        ToolSpec(name="order_lookup", version="1.0.0", input=OrderLookupIn, output=OrderLookupOut,
-                 side_effect=False, description="An order's current state from staging.orders."),
+        ToolSpec(name="order_lookup", version="1.1.0", input=OrderLookupIn, output=OrderLookupOut,
+                 side_effect=False, description="An order's latest state from staging.orders (found: false when unknown)."),
         ToolSpec(name="issue_refund", version="1.0.0", input=IssueRefundIn, output=IssueRefundOut, side_effect=True,
                  description="Refund (part of) an order; goes through the outbox, at most once per key."),
         ToolSpec(name="send_reply", version="1.0.0", input=SendReplyIn, output=SendReplyOut, side_effect=True,

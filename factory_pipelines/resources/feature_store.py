@@ -130,6 +130,11 @@ class FeatureStoreResource(dg.ConfigurableResource):
         store = self.store
         return store.get_online_features(features=_service(store, service), entity_rows=entity_rows).to_dict()
 
+    def feature_names(self, service: str = DEFAULT_SERVICE) -> list[str]:
+        """The names a service returns (without view prefixes), in order."""
+        projections = _service(self.store, service).feature_view_projections
+        return [feature.name for projection in projections for feature in projection.features]
+
     def historical_features(self, entity_df: Any, service: str = DEFAULT_SERVICE) -> Any:
         """Point-in-time-correct features for training: one row per entity row and its timestamp."""
         store = self.store

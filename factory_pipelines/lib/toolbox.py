@@ -1,0 +1,279 @@
+"""The one path every tool call takes: contract in, budget, gate, outbox, contract out, record, span.
+
+`Toolbox.call` is the choke point. It checks that the agent may use the tool, validates the arguments
+against the tool's input schema, spends the run's budget, asks the gate (allow, deny, or escalate to a
+human; the governance layer plugs its Cedar policy engine in here), runs the tool (side effects through
+the outbox, so a retried step or a re-run partition never acts twice), validates the output, and records
+the call (a row for `agents.tool_calls` and a span on the ticket's trace). Nothing else runs a tool.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from factory_pipelines.lib.outbox import canonical, execute_once
+from factory_pipelines.lib.retrieval import KbIndex
+from factory_pipelines.lib.tools import CATALOG, ToolSpec
+
+EFFECT_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS agents",
+    """CREATE TABLE IF NOT EXISTS agents.refunds (refund_id VARCHAR PRIMARY KEY, agent VARCHAR, ticket_id VARCHAR,
+        order_id VARCHAR, amount DOUBLE, currency VARCHAR, reason VARCHAR, issued_at TIMESTAMPTZ DEFAULT current_timestamp)""",
+    """CREATE TABLE IF NOT EXISTS agents.replies (message_id VARCHAR PRIMARY KEY, agent VARCHAR, ticket_id VARCHAR,
+        body VARCHAR, cited_article_ids VARCHAR[], sent_at TIMESTAMPTZ DEFAULT current_timestamp)""",
+    """CREATE TABLE IF NOT EXISTS agents.escalations (queue_item_id VARCHAR PRIMARY KEY, agent VARCHAR,
+        ticket_id VARCHAR, reason VARCHAR, priority VARCHAR, status VARCHAR DEFAULT 'open',
+        created_at TIMESTAMPTZ DEFAULT current_timestamp)""",
+]
+
+
+class ToolCallError(RuntimeError):
+    """A tool call failed: bad arguments, a broken output contract, or the tool raised."""
+
+
+class BudgetExhausted(RuntimeError):
+    """The run spent its tokens, tool calls or cost budget; remaining tickets are deferred."""
+
+
+@dataclass
+class Budget:
+    """What one agent run may spend (manifest `budgets`); every model and tool call is charged here."""
+
+    max_tokens: int
+    max_tool_calls: int
+    max_cost_usd: float
+    tokens: int = 0
+    tool_calls: int = 0
+    cost_usd: float = 0.0
+
+    def charge_tool_call(self, tool: str) -> None:
+        if self.tool_calls >= self.max_tool_calls:
+            raise BudgetExhausted(f"tool-call budget of {self.max_tool_calls} spent; {tool} not called")
+        self.tool_calls += 1
+
+    def check_model_call(self) -> None:
+        if self.tokens >= self.max_tokens:
+            raise BudgetExhausted(f"token budget of {self.max_tokens} spent")
+        if self.cost_usd >= self.max_cost_usd:
+            raise BudgetExhausted(f"cost budget of {self.max_cost_usd} USD spent")
+
+    def charge_model_call(self, tokens: int, cost_usd: float) -> None:
+        self.tokens += tokens
+        self.cost_usd += cost_usd
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Literal["allow", "deny", "escalate"]
+    reason: str
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """What the gate judges: who calls which tool with which (validated) arguments, for which ticket."""
+
+    agent: str
+    ticket_id: str
+    tool: ToolSpec
+    arguments: BaseModel
+    context: dict[str, Any]
+
+
+class Gate(Protocol):
+    def check(self, request: ToolRequest) -> Verdict: ...
+
+
+@dataclass(frozen=True)
+class ManifestGate:
+    """The gate before governance: the manifest's tool list and its kill switch, nothing more."""
+
+    tools: frozenset[str]
+    kill_switch: bool = False
+
+    def check(self, request: ToolRequest) -> Verdict:
+        if self.kill_switch:
+            return Verdict("deny", "the agent's kill switch is on", ("kill_switch",))
+        if request.tool.name not in self.tools:
+            return Verdict("deny", f"{request.tool.name} is not among the agent's tools", ("manifest_tools",))
+        return Verdict("allow", "listed in the manifest", ("manifest_tools",))
+
+
+@dataclass
+class ToolResult:
+    tool: str
+    status: Literal["ok", "denied", "escalated"]
+    output: dict[str, Any] | None
+    verdict: Verdict
+    executed: bool = True  # False when the outbox found an earlier attempt and returned its result
+
+
+@dataclass
+class ToolEnv:
+    """What tool implementations reach: the warehouse connection, the online features, the KB index."""
+
+    con: Any
+    online_features: Callable[[dict[str, Any]], dict[str, Any]]
+    online_features_many: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    kb: KbIndex | None
+    feature_service: str
+    as_of: datetime
+
+
+Implementation = Callable[[Any, ToolEnv], dict[str, Any]]
+
+
+def _customer_features(args: Any, env: ToolEnv) -> dict[str, Any]:
+    entity = {"customer_id": args.customer_id} | ({"ticket_id": args.ticket_id} if args.ticket_id else {})
+    values = env.online_features(entity)
+    features = {k: v for k, v in values.items() if k not in entity}
+    return {"customer_id": args.customer_id, "ticket_id": args.ticket_id, "features": features,
+            "feature_service": env.feature_service}
+
+
+def _kb_search(args: Any, env: ToolEnv) -> dict[str, Any]:
+    if env.kb is None:
+        raise ToolCallError("kb_search: the knowledge base is empty")
+    hits = env.kb.search(args.query, args.k)
+    return {"passages": [{"article_id": p.passage_id, "title": p.title, "text": p.text, "score": round(s, 4)}
+                         for p, s in hits]}
+
+
+def _order_lookup(args: Any, env: ToolEnv) -> dict[str, Any]:
+    row = env.con.execute(
+        "SELECT customer_id, product, amount, currency, amount_usd, status, refund_amount FROM staging.orders "
+        "WHERE order_id = ? AND updated_at <= ? ORDER BY updated_at DESC LIMIT 1",
+        [args.order_id, env.as_of.replace(tzinfo=None)],
+    ).fetchone()
+    if row is None:
+        return {"order_id": args.order_id, "found": False}
+    keys = ("customer_id", "product", "amount", "currency", "amount_usd", "status", "refund_amount")
+    return {"order_id": args.order_id, "found": True, **dict(zip(keys, row, strict=True))}
+
+
+def _effect_id(prefix: str, request: ToolRequest) -> str:
+    import hashlib
+
+    text = f"{request.agent}|{request.ticket_id}|{request.tool.name}|{canonical(request.arguments)}"
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "customer_features": _customer_features,
+    "kb_search": _kb_search,
+    "order_lookup": _order_lookup,
+}
+EFFECTS: dict[str, tuple[str, str, Callable[[Any], list[Any]], str]] = {
+    # tool -> (id prefix, insert SQL, values from args, output id field); run inside the outbox transaction
+    "issue_refund": ("R", "INSERT INTO agents.refunds (refund_id, agent, ticket_id, order_id, amount, currency, reason) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     lambda a: [a.order_id, a.amount, a.currency, a.reason], "refund_id"),
+    "send_reply": ("M", "INSERT INTO agents.replies (message_id, agent, ticket_id, body, cited_article_ids) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                   lambda a: [a.body, list(a.cited_article_ids)], "message_id"),
+    "escalate_to_human": ("Q", "INSERT INTO agents.escalations (queue_item_id, agent, ticket_id, reason, priority) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                          lambda a: [a.reason, a.priority], "queue_item_id"),
+}
+assert set(IMPLEMENTATIONS) | set(EFFECTS) == set(CATALOG), "every catalog tool has an implementation"
+
+
+@dataclass
+class Toolbox:
+    """Tools of one agent run, behind `call`; `records` collects one row per call for `agents.tool_calls`."""
+
+    agent: str
+    env: ToolEnv
+    gate: Gate
+    budget: Budget
+    run_id: str
+    partition: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    overrides: dict[str, Implementation] = field(default_factory=dict)  # tests: a tool that raises, and so on
+
+    def call(self, tool: str, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any] | None = None) -> ToolResult:
+        """Run one tool call through contract, budget, gate and outbox; raises ToolCallError on failure."""
+        import mlflow
+        from mlflow.entities import SpanType
+
+        spec = CATALOG.get(tool)
+        if spec is None:
+            raise ToolCallError(f"{tool}: not in the tool catalog")
+        record: dict[str, Any] = {"agent": self.agent, "ticket_id": ticket_id, "tool": tool, "tool_version": spec.version,
+                                  "arguments": canonical(arguments), "run_id": self.run_id, "partition": self.partition,
+                                  "verdict": None, "reason": None, "policies": [], "executed": False, "error": None}
+        started = time.perf_counter()
+        with mlflow.start_span(name=f"tool {tool}", span_type=SpanType.TOOL) as span:
+            span.set_inputs(arguments)
+            span.set_attributes({"tool.version": spec.version, "side_effect": spec.side_effect})
+            try:
+                result = self._call(spec, ticket_id, arguments, context or {})
+            except (ToolCallError, BudgetExhausted) as exc:
+                record |= {"status": "error", "error": str(exc)[:1000], "latency_s": time.perf_counter() - started}
+                self.records.append(record)
+                span.set_attributes({"error": str(exc)[:500]})
+                span.set_status("ERROR")
+                raise
+            record |= {"status": result.status, "verdict": result.verdict.decision, "reason": result.verdict.reason,
+                       "policies": list(result.verdict.policies), "executed": result.executed,
+                       "latency_s": time.perf_counter() - started}
+            self.records.append(record)
+            span.set_outputs(result.output)
+            span.set_attributes({"verdict": result.verdict.decision, "status": result.status,
+                                 "executed": result.executed})
+        return result
+
+    def _call(self, spec: ToolSpec, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any]) -> ToolResult:
+        try:
+            args = spec.input.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolCallError(f"{spec.name}: arguments break its input schema: {_problems(exc)}") from exc
+        self.budget.charge_tool_call(spec.name)
+        request = ToolRequest(self.agent, ticket_id, spec, args, context)
+        verdict = self.gate.check(request)
+        if verdict.decision != "allow":
+            return ToolResult(spec.name, "denied" if verdict.decision == "deny" else "escalated", None, verdict, False)
+        try:
+            if spec.name in self.overrides:
+                output, executed = self.overrides[spec.name](args, self.env), True
+            elif spec.side_effect:
+                output, executed = self._side_effect(spec, request)
+            else:
+                output, executed = IMPLEMENTATIONS[spec.name](args, self.env), True
+        except ToolCallError:
+            raise
+        except Exception as exc:  # the tool itself failed: name it, keep the cause
+            raise ToolCallError(f"{spec.name} raised {type(exc).__name__}: {exc}") from exc
+        try:
+            checked = spec.output.model_validate(output).model_dump(mode="json")
+        except ValidationError as exc:
+            raise ToolCallError(f"{spec.name}: output breaks its schema: {_problems(exc)}") from exc
+        return ToolResult(spec.name, "ok", checked, verdict, executed)
+
+    def _side_effect(self, spec: ToolSpec, request: ToolRequest) -> tuple[dict[str, Any], bool]:
+        prefix, sql, values, id_field = EFFECTS[spec.name]
+        effect_id = _effect_id(prefix, request)
+
+        def act(con: Any) -> dict[str, Any]:
+            con.execute(sql, [effect_id, self.agent, request.ticket_id, *values(request.arguments)])
+            return {id_field: effect_id} | ({"status": "issued"} if spec.name == "issue_refund" else {})
+
+        done = execute_once(self.env.con, agent=self.agent, ticket_id=request.ticket_id, tool=spec.name,
+                            tool_version=spec.version, arguments=request.arguments, effect=act, run_id=self.run_id,
+                            partition=self.partition)
+        return done.result, done.executed
+
+
+def ensure_effect_tables(con: Any) -> None:
+    for statement in EFFECT_DDL:
+        con.execute(statement)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
