@@ -227,10 +227,12 @@ class ScriptedProvider:
         self.model = model
         self._script: Iterator[Any] = iter(script)
         self.calls: list[list[Message]] = []
+        self.schemas: list[dict[str, Any] | None] = []
 
     def chat(self, messages: list[Message], *, schema: dict[str, Any] | None = None, temperature: float = 0.0,
              seed: int = 7, max_tokens: int = 256) -> ChatResult:
         self.calls.append(messages)
+        self.schemas.append(schema)
         step = next(self._script)
         if isinstance(step, BaseException):
             raise step
