@@ -119,27 +119,55 @@ def models_table(outcome: PartitionOutcome) -> Table:
 
 
 def agents_table(outcomes: list[PartitionOutcome], holdout_days: list[str]) -> Table:
-    """Per agent and day: decisions, actions, accuracy on labelled tickets, model calls, tokens, cost, speed."""
-    table = Table(title="Agent runs (accuracy on the demo's labelled tickets; * = a classifier training day)")
-    for column in ("agent", "day", "decided", "not decided", "actions / tool calls", "category", "priority",
-                   "action", "model calls", "tokens", "cost USD", "p95 s", "tickets/s"):
-        table.add_column(column, justify="left" if column in ("agent", "day", "actions / tool calls") else "right")
+    """Per agent over the days run (one column each): decisions, actions, accuracy on labelled tickets (on
+    the classifier's held-out days, and on all days), model calls, tokens, cost and speed."""
+    per_agent: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for o in outcomes:
-        for key, m in sorted(o.materialized.items()):
-            if not key.startswith("agents/"):
-                continue
-            acted = m.get("actions") or {k: v for k, v in (m.get("tool_calls") or {}).items()
-                                         if not k.startswith(("kb_search", "customer_features", "order_lookup"))}
-            day = o.partition + ("" if o.partition in holdout_days or not holdout_days else "*")
-            table.add_row(
-                key.removeprefix("agents/"), day, str(m.get("decided", 0)), str(m.get("not_decided", 0)),
-                ", ".join(f"{k} {v}" for k, v in sorted(acted.items())),
-                *(f"{m[f'{f}_accuracy']:.3f}" if f"{f}_accuracy" in m else "-" for f in ("category", "priority", "action")),
-                f"{m.get('model_calls', 0)} ({m.get('cache_hits', 0)} cached)",
-                str(int(m.get("tokens_in", 0)) + int(m.get("tokens_out", 0))), f"{m.get('cost_usd', 0):.5f}",
-                f"{m.get('latency_p95_s', 0):.3f}", f"{m.get('tickets_per_s', 0):.1f}",
-            )
+        for key, meta in o.materialized.items():
+            if key.startswith("agents/"):
+                per_agent.setdefault(key.removeprefix("agents/"), []).append((o.partition, meta))
+    table = Table(title="Agent runs (accuracy: category / priority / action on the demo's labelled tickets)")
+    table.add_column("")
+    columns: list[list[str]] = []
+    for agent, runs in sorted(per_agent.items()):
+        table.add_column(agent)
+
+        def total(field: str, rs: list[tuple[str, dict[str, Any]]] = runs) -> float:
+            return sum(float(m.get(field, 0) or 0) for _, m in rs)
+
+        actions: dict[str, int] = {}
+        for _, meta in runs:
+            counts = meta.get("actions") or {k.split(":")[0]: v for k, v in (meta.get("tool_calls") or {}).items()
+                                             if k.endswith(":ok") and not k.startswith(READ_TOOLS)}
+            for name, n in counts.items():
+                actions[name] = actions.get(name, 0) + int(n)
+        columns.append([
+            str(len(runs)), f"{total('decided'):.0f}", f"{total('not_decided'):.0f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(actions.items())),
+            _accuracy([(d, m) for d, m in runs if d in holdout_days]), _accuracy(runs),
+            f"{total('model_calls'):.0f} ({total('cache_hits'):.0f} from cache)",
+            f"{total('tokens_in'):.0f} in, {total('tokens_out'):.0f} out", f"{total('cost_usd'):.5f}",
+            f"{total('tickets') / max(total('wall_s'), 1e-9):.1f}",
+        ])
+    labels = ["days", "tickets decided", "tickets not decided", "actions", "accuracy, held-out days",
+              "accuracy, all days", "model calls", "tokens", "cost (USD)", "tickets per second"]
+    for n, label in enumerate(labels):
+        table.add_row(label, *(column[n] for column in columns))
     return table
+
+
+READ_TOOLS = ("kb_search", "customer_features", "order_lookup")
+
+
+def _accuracy(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    """category / priority / action accuracy weighted by labelled tickets, or '-' without labels."""
+    labelled = sum(int(m.get("labelled_tickets", 0)) for _, m in runs)
+    fields = [f for f in ("category", "priority", "action") if any(f"{f}_accuracy" in m for _, m in runs)]
+    if not labelled or not fields:
+        return "-"
+    scores = [sum(m.get(f"{f}_accuracy", 0) * int(m.get("labelled_tickets", 0)) for _, m in runs) / labelled
+              for f in fields]
+    return " / ".join(f"{score:.3f}" for score in scores)
 
 
 def summary_tables(outcomes: list[PartitionOutcome], settings: Settings) -> list[Table]:

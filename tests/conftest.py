@@ -32,3 +32,17 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path, **env: str) -> Setting
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     yield use_home(monkeypatch, tmp_path / "home")
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The local GGUF, assembled once per test session from its PyPI package."""
+    import gc
+
+    from factory_pipelines.resources.llm import _local_server, local_model_path
+
+    directory = tmp_path_factory.mktemp("models")
+    local_model_path(directory)
+    yield directory
+    _local_server.cache_clear()  # free llama.cpp inside the test run: its shutdown logs stay captured
+    gc.collect()

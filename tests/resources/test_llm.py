@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from factory_pipelines.resources.llm import (
     OpenAICompatibleProvider,
     SchemaViolation,
     ScriptedProvider,
-    _local_server,
     local_model_path,
 )
 
@@ -44,10 +41,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield local_model_path(tmp_path_factory.mktemp("models"))
-    _local_server.cache_clear()  # free llama.cpp inside the test run: its shutdown logs stay captured
-    gc.collect()
+def model_path(model_dir: Path) -> Path:
+    return local_model_path(model_dir)
 
 
 def test_scripted_answers_and_schema_violations() -> None:
