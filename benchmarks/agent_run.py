@@ -6,24 +6,33 @@ Feast online store, prompts in the MLflow Prompt Registry, the ticket classifier
 (trained on 2 days, 3 held out). The GGUF is assembled once into a persistent folder (FACTORY_MODEL_DIR
 if set, else the repo's `.factory/models` if it exists, else the temporary home).
 
-Model load: the first `LocalProvider.server` access loads llama.cpp (timed); a second access is a cache
-hit of `_local_server` (printed with its `cache_info()`); at the end the cache must show one load for the
-whole process.
+Model load: the first `LocalProvider.server` access loads llama.cpp (timed); a second access, from a new
+provider, is a hit of the `_local_server` cache; at the end that cache must show one load for the process.
 
-Project: `run_agent` of `factory_pipelines.defs.agents.assets` (what the `agents/support_triage` asset
-runs, without Dagster): prompt and first pass resolved from MLflow, context tools, first pass, rules,
-the model, reply, actions through the toolbox, decision rows, one MLflow trace per ticket. The manifest
-is `support_triage` with `decision.model_below_confidence = 1.01` (every ticket asks the model), the
-response cache is off, and only the first N tickets of the day are read (the day's SQL gets a LIMIT).
-Its provider is the `LocalProvider` the `LLMResource` builds, subclassed to record every request.
-Bare: the recorded requests, as `LocalProvider.chat` turns them into request bodies (grammar from
-`compact_grammar`), sent in a plain loop to `server.handle_chat_completions` of the same llama.cpp
-server: no tools, no tracing, no database. Both sides must get the same answers, and the agent's
-decision rows must be identical from one repeat to the next (temperature 0, fixed seed).
+Project: `run_agent` of `factory_pipelines.defs.agents.assets`, what the `agents/support_triage` asset
+runs, without Dagster: prompt and first pass resolved from MLflow, context tools, first pass, rules, the
+model, reply, actions through the toolbox, decision rows, one MLflow trace per ticket. The manifest is
+`support_triage` with `decision.model_below_confidence = 1.01` (every ticket asks the model), the
+response cache is off, and the day's ticket query gets `LIMIT N OFFSET k*N`: repeat k decides its own
+block of N tickets. Its provider is the `LocalProvider` the `LLMResource` builds (the process's one
+llama.cpp server), subclassed to record every request.
+Bare: the same requests as `LocalProvider.chat` turns them into request bodies (`grammar` from
+`compact_grammar`), in a plain loop over `handle_chat_completions` of a second llama.cpp server built
+with the same parameters (`_local_server.__wrapped__`): no tools, no tracing, no database.
 
-Repeats (2 by default) alternate which side goes first; median wall time. Effects of the previous repeat
-(outbox, refunds, replies, escalations of that day) are deleted between repeats, so every repeat is a
-first run of the day. Goal: project / bare <= 1.15.
+Why a block per repeat and a server per side: llama.cpp's server keeps the states of past prompts in RAM
+(`cache_ram_mib`, 8 GiB by default) and reuses them for a prompt it has seen, so a side replaying
+prompts another side (or an earlier repeat) already sent on the same server skips prompt processing,
+about half of a call. Here every prompt is new to the server that answers it, as on a real day. The bare
+side's requests come from a dry run of the agent over the same blocks (a provider that records and
+answers without the model; prompts do not depend on earlier answers), checked afterwards to equal
+the requests of the measured run. Both sides must get the same answers, and the agent's decision rows
+must be identical when block 0 is decided again at the end (temperature 0, fixed seed).
+
+Each side is warmed up on 3 tickets of another day; repeats (2 by default) alternate which side goes
+first; median wall time. The CPU time other processes used during each timed side is reported (the VM
+is shared; llama.cpp with 2 threads on 2 cores slows down several times when a core is taken).
+Goal: project / bare <= 1.15.
 
 Throughput (no bare counterpart, reported): the unchanged `support_triage` manifest (classifier first,
 the model only for fields it is not sure of), response cache off, on a full demo day: tickets per
@@ -35,8 +44,11 @@ second and model calls.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,12 +69,14 @@ NAME = "agent_run"
 GOAL = 1.15  # project wall time / bare wall time, at most
 AGENT = "support_triage"
 ALWAYS_ASK = 1.01  # decision.model_below_confidence above 1: every open field goes to the model
-DAYS = [date(2026, 11, 1) + timedelta(days=k) for k in range(5)]  # > holdout_days (3) labelled days
-WARMUP_DAY, COMPARE_DAY, THROUGHPUT_DAY = (d.isoformat() for d in DAYS[2:5])  # held-out days of the classifier
+DAYS = [date(2026, 11, 1) + timedelta(days=k) for k in range(5)]  # more labelled days than holdout_days (3)
+WARMUP_DAY, COMPARE_DAY, THROUGHPUT_DAY = (d.isoformat() for d in DAYS[2:5])  # days held out from training
 WARMUP_TICKETS = 3
 DECISION_COLUMNS = ("ticket_id, status, category, priority, action, decision, decided_by, rules_fired, tool_calls, "
-                    "reply, cited_passages, model_calls, tokens_in, tokens_out, truncated, error")
+                    "reply, cited_passages, prompt_version, model_version, first_pass_model, model_calls, tokens_in, "
+                    "tokens_out, truncated, error")
 EFFECT_TABLES = ("refunds", "replies", "escalations")
+BUSY_SHARE = 0.1  # other processes using more than this share of a core during a timed side: say so
 
 
 def model_dir(home: Path) -> tuple[Path, str]:
@@ -71,8 +85,8 @@ def model_dir(home: Path) -> tuple[Path, str]:
         return Path(os.environ["FACTORY_MODEL_DIR"]), "FACTORY_MODEL_DIR"
     repo_models = REPO_ROOT / ".factory" / "models"
     if repo_models.is_dir():
-        return repo_models, "the repo's .factory/models (read only unless the GGUF is missing)"
-    return home / "models", "the temporary home (assembled again on every run; set FACTORY_MODEL_DIR to keep it)"
+        return repo_models, "the repo's .factory/models; only read unless the GGUF is missing"
+    return home / "models", "the temporary home: assembled on every run, set FACTORY_MODEL_DIR to keep it"
 
 
 def build_data(settings: Any) -> dict[str, Any]:
@@ -100,60 +114,111 @@ def build_data(settings: Any) -> dict[str, Any]:
     classifier = models[0].materialized.get("models/ticket_classifier", {})
     print(f"setup: demo data {summary.rows} ({settings.demo_tickets_per_day} tickets a day), data plane for "
           f"{len(DAYS)} days in {data_seconds:.1f} s, models job in {seconds - data_seconds:.1f} s "
-          f"(classifier {classifier.get('model_uri', '?')}, holdout days {classifier.get('holdout_days')})")
+          f"(classifier {classifier.get('model_uri', '?')}, held out {classifier.get('holdout_days')})")
     return {"demo_rows": summary.rows, "setup_seconds": seconds, "classifier": classifier.get("model_uri")}
 
 
-def recording_llm(resource: Any, calls: list[dict[str, Any]]) -> Any:
-    """What `run_agent` needs of an LLMResource (`provider(model)`): the real LocalProvider, recording requests."""
-    from factory_pipelines.resources.llm import LocalProvider
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by the whole machine (all cores) and by this process (all its threads)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:8]]
+        machine = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # without idle and iowait
+    except (OSError, ValueError):
+        machine = float("nan")
+    own = os.times()
+    return machine, own.user + own.system
 
-    class RecordingProvider(LocalProvider):
+
+def measured(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds of fn(), CPU seconds other processes used meanwhile, and fn's value."""
+    machine, own = cpu_seconds()
+    start = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - start
+    machine_after, own_after = cpu_seconds()
+    return seconds, max(0.0, (machine_after - machine) - (own_after - own)), value
+
+
+def providers(resource: Any) -> tuple[type, type]:
+    """Two LocalProvider subclasses: one records each request and calls the model, one records and answers dry."""
+    from factory_pipelines.resources.llm import ChatResult, LocalProvider
+
+    class Recording(LocalProvider):
+        calls: list[dict[str, Any]]
+
         def chat(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
                  temperature: float = 0.0, seed: int = 7, max_tokens: int = 256) -> Any:
             call: dict[str, Any] = {"messages": messages, "schema": schema, "temperature": temperature, "seed": seed,
                                     "max_tokens": max_tokens, "content": None}
-            calls.append(call)
+            self.calls.append(call)
             start = time.perf_counter()
-            result = super().chat(messages, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens)
+            result = self.answer(messages, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens)
             call |= {"content": result.content, "chat_s": time.perf_counter() - start, "binding_s": result.latency_s}
             return result
 
-    class RecordingLLM:
-        def provider(self, model: Any) -> Any:
-            base = resource.provider(model)  # assembles the GGUF if missing; the server is the process's one
-            if not isinstance(base, LocalProvider):
-                raise SystemExit(f"{AGENT} does not use the local model ({model.provider}); nothing to compare")
-            return RecordingProvider(Path(base.path), n_ctx=base.n_ctx, threads=base.threads,
-                                     usd_per_cpu_second=base.rate)
+        def answer(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
+            return super().chat(messages, **kwargs)
 
-    return RecordingLLM()
+    class Dry(Recording):
+        """The first value each field allows, without the model: a run that only collects the requests."""
+
+        def answer(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
+            empty = {"string": "", "integer": 0, "number": 0, "boolean": False}
+            data = {k: v["enum"][0] if "enum" in v else empty.get(v.get("type"), "")
+                    for k, v in (kwargs["schema"] or {}).get("properties", {}).items()}
+            return ChatResult(content=json.dumps(data), data=data, provider=self.name, model=self.model,
+                              prompt_tokens=0, completion_tokens=0, latency_s=0.0, cost_usd=0.0)
+
+    return Recording, Dry
 
 
-def run_project(settings: Any, resources: dict[str, Any], manifest: Any, day: str, tickets: int | None,
-                calls: list[dict[str, Any]], run_id: str) -> tuple[float, Any]:
-    """One agent run over the day (its first `tickets` tickets when given): wall seconds and the RunReport."""
+def llm_for(resource: Any, kind: type, calls: list[dict[str, Any]]) -> Any:
+    """What `run_agent` uses of an LLMResource, `provider(model)`: the resource's LocalProvider as `kind`."""
+    from factory_pipelines.resources.llm import LocalProvider
+
+    def provider(model: Any) -> Any:
+        base = resource.provider(model)  # assembles the GGUF if missing; the server is the process's one
+        if not isinstance(base, LocalProvider):
+            raise SystemExit(f"{AGENT} does not use the local model ({model.provider}); nothing to compare")
+        wrapped = kind(Path(base.path), n_ctx=base.n_ctx, threads=base.threads, usd_per_cpu_second=base.rate)
+        wrapped.calls = calls
+        return wrapped
+
+    return SimpleNamespace(provider=provider)
+
+
+@contextmanager
+def ticket_block(limit: int | None, offset: int = 0) -> Iterator[None]:
+    """The agent reads `limit` tickets of the day from `offset` (its ticket query gets LIMIT and OFFSET)."""
     from factory_pipelines.defs.agents import assets
 
-    context = SimpleNamespace(partition_key=day, run=SimpleNamespace(run_id=run_id))  # what run_agent reads of it
     sql = assets.TICKETS_SQL
-    if tickets:
-        assets.TICKETS_SQL = f"{sql.rstrip()}\nLIMIT {int(tickets)}"
+    if limit:
+        assets.TICKETS_SQL = f"{sql.rstrip()}\nLIMIT {int(limit)} OFFSET {int(offset)}"
     try:
-        start = time.perf_counter()
-        report = assets.run_agent(context, manifest, settings.manifests_dir / f"{AGENT}.yaml", resources["warehouse"],
-                                  resources["feature_store"], resources["tracking"],
-                                  recording_llm(resources["llm"], calls), settings.labels_dir, False)
-        seconds = time.perf_counter() - start
+        yield
     finally:
         assets.TICKETS_SQL = sql
+
+
+def run_project(settings: Any, resources: dict[str, Any], manifest: Any, day: str, llm: Any, run_id: str,
+                limit: int | None = None, offset: int = 0) -> tuple[float, float, Any]:
+    """One agent run over the day or a block of it: wall seconds, others' CPU seconds, the RunReport."""
+    from factory_pipelines.defs.agents.assets import run_agent
+
+    context = SimpleNamespace(partition_key=day, run=SimpleNamespace(run_id=run_id))  # what run_agent reads of it
+    with ticket_block(limit, offset):
+        seconds, others, report = measured(lambda: run_agent(
+            context, manifest, settings.manifests_dir / f"{AGENT}.yaml", resources["warehouse"],
+            resources["feature_store"], resources["tracking"], llm, settings.labels_dir, False))
     if report.errors:
         print(f"  {len(report.errors)} ticket(s) not decided: {report.errors[:3]}")
-    return seconds, report
+    return seconds, others, report
 
 
-def bare_bodies(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The request bodies `LocalProvider.chat` sends to the binding for the recorded calls."""
+def bodies_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request bodies `LocalProvider.chat` sends to the binding for these calls."""
     from factory_pipelines.resources.llm import compact_grammar
 
     bodies = []
@@ -170,48 +235,51 @@ def bare_bodies(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return bodies
 
 
-def run_bare(server: Any, bodies: list[dict[str, Any]]) -> tuple[float, list[str]]:
-    """The same requests to the same llama.cpp server, in a plain loop."""
-    start = time.perf_counter()
-    responses = [server.handle_chat_completions(body) for body in bodies]
-    seconds = time.perf_counter() - start
+def bare_loop(server: Any, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bare side: the requests, one after the other, to the llama.cpp server."""
+    return [server.handle_chat_completions(body) for body in bodies]
+
+
+def answers_of(responses: list[dict[str, Any]]) -> list[str]:
     errors = [r["error"] for r in responses if "error" in r]
     if errors:
-        raise SystemExit(f"bare call failed: {errors[0]}")
-    return seconds, [r["choices"][0]["message"]["content"] or "" for r in responses]
+        raise SystemExit(f"a bare call failed: {errors[0]}")
+    return [r["choices"][0]["message"]["content"] or "" for r in responses]
 
 
-def decisions(resources: Any, day: str) -> list[tuple]:
+def requests_of(calls: list[dict[str, Any]]) -> list[tuple]:
+    return [(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"]) for c in calls]
+
+
+def decisions(resources: dict[str, Any], day: str) -> list[tuple]:
     with resources["warehouse"].connect(read_only=True) as con:
         return con.execute(f"SELECT {DECISION_COLUMNS} FROM agents.decisions WHERE agent = ? AND partition = ? "
                            "ORDER BY ticket_id", [AGENT, day]).fetchall()
 
 
-def forget_effects(resources: Any, day: str) -> int:
-    """Delete the day's side effects and outbox rows of the agent, so the next run acts as a first run."""
+def forget_effects(resources: dict[str, Any], day: str) -> None:
+    """Delete the day's side effects and outbox rows of the agent: the next run of the day acts as a first run."""
     with resources["warehouse"].connect() as con:
-        done = con.execute("SELECT count(*) FROM agents.outbox WHERE agent = ? AND partition = ?",
-                           [AGENT, day]).fetchone()[0]
         for table in EFFECT_TABLES:
             con.execute(f"DELETE FROM agents.{table} WHERE agent = ? AND ticket_id IN (SELECT ticket_id FROM "
                         "agents.outbox WHERE agent = ? AND partition = ?)", [AGENT, AGENT, day])
         con.execute("DELETE FROM agents.outbox WHERE agent = ? AND partition = ?", [AGENT, day])
-    return done
 
 
 def breakdown(seconds: float, report: Any, calls: list[dict[str, Any]]) -> dict[str, float]:
-    """Where one project run's time goes: outside the ticket loop, tickets without the model, provider, binding."""
+    """Where a project run's time goes: outside the ticket loop, tickets without the model, provider, binding."""
     chat = sum(c.get("chat_s", 0.0) for c in calls)
     binding = sum(c.get("binding_s", 0.0) for c in calls)
     return {"wall_s": seconds, "ticket_loop_s": report.wall_s, "outside_ticket_loop_s": seconds - report.wall_s,
-            "tickets_without_model_s": report.wall_s - chat, "provider_chat_s": chat, "binding_s": binding,
-            "provider_overhead_s": chat - binding}
+            "tickets_without_model_s": report.wall_s - chat, "provider_overhead_s": chat - binding,
+            "binding_s": binding}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tickets", type=int, default=40, help="tickets of the compared agent run (N)")
-    parser.add_argument("--repeat", type=int, default=2, help="repetitions of each side, alternating the order")
+    parser.add_argument("--tickets", type=int, default=30, help="tickets of each compared agent run (N)")
+    parser.add_argument("--repeat", type=int, default=2, help="repetitions of each side (one block of N tickets "
+                        "each), alternating which goes first")
     parser.add_argument("--no-throughput", action="store_true", help="skip the full-day throughput run")
     args = parser.parse_args()
 
@@ -228,137 +296,168 @@ def main() -> None:
         from factory_pipelines.resources.llm import LocalProvider, _local_server, local_model_path
 
         resources = build_resources(settings)
+        llm = resources["llm"]
         manifest = load_manifest(settings.manifests_dir / f"{AGENT}.yaml")
         always = manifest.model_copy(update={"decision": manifest.decision.model_copy(
             update={"model_below_confidence": ALWAYS_ASK})})
+        Recording, Dry = providers(llm)
 
         # Model load: once per process.
         start = time.perf_counter()
-        path = local_model_path(Path(settings.model_dir))  # assembled from its package when missing
+        path = local_model_path(Path(settings.model_dir))
         assemble_s = time.perf_counter() - start
-        llm = resources["llm"]
-        provider = LocalProvider(path, n_ctx=llm.context_window, threads=llm.threads)
         before = _local_server.cache_info()
+        provider = LocalProvider(path, n_ctx=llm.context_window, threads=llm.threads)
         start = time.perf_counter()
         server = provider.server
         load_s = time.perf_counter() - start
         start = time.perf_counter()
         again = LocalProvider(path, n_ctx=llm.context_window, threads=llm.threads).server
         again_s = time.perf_counter() - start
-        after = _local_server.cache_info()
-        print(f"\nmodel: {path.name} ({path.stat().st_size / 2**20:.0f} MiB, GGUF ready in {assemble_s:.2f} s)")
-        print(f"  first LocalProvider.server access (llama.cpp load): {load_s:.3f} s; cache before {before}")
-        print(f"  second access, new LocalProvider: {again_s * 1e6:.1f} us, same server: {again is server}; "
-              f"cache after {after}")
+        print(f"\nmodel: {path.name} ({path.stat().st_size / 2**20:.0f} MiB; GGUF ready in {assemble_s:.2f} s)")
+        print(f"  first LocalProvider.server access (llama.cpp loads the model): {load_s:.3f} s; cache before: {before}")
+        print(f"  second access, from a new LocalProvider: {again_s * 1e6:.0f} us, same server: {again is server}; "
+              f"cache after: {_local_server.cache_info()}")
+        start = time.perf_counter()
+        bare_server = _local_server.__wrapped__(str(path), llm.context_window, llm.threads)  # same params, uncached
+        bare_load_s = time.perf_counter() - start
+        print(f"  the bare side's own server (same parameters, outside the cache): loaded in {bare_load_s:.3f} s")
 
-        # Warm-up (not timed): imports of the agent path, the classifier from MLflow, llama.cpp's first calls.
-        calls: list[dict[str, Any]] = []
-        warm_s, warm = run_project(settings, resources, always, WARMUP_DAY, WARMUP_TICKETS, calls, "bench-warmup")
-        print(f"\nwarm-up: agent run on {warm.tickets} tickets of {WARMUP_DAY} in {warm_s:.2f} s "
-              f"({warm.model_calls} model calls; first agent run of the process: imports, classifier load)")
+        # Warm-up of each side (not timed): imports of the agent path, the classifier from MLflow, first calls.
+        warm_calls: list[dict[str, Any]] = []
+        warm_s, _, warm = run_project(settings, resources, always, WARMUP_DAY, llm_for(llm, Recording, warm_calls),
+                                      "bench-warmup", WARMUP_TICKETS)
+        bare_warm_s, _, responses = measured(lambda: bare_loop(bare_server, bodies_of(warm_calls)))
+        print(f"\nwarm-up on {warm.tickets} tickets of {WARMUP_DAY}: agent {warm_s:.2f} s (first agent run of the "
+              f"process: imports, classifier load), bare {bare_warm_s:.2f} s; same answers: "
+              f"{answers_of(responses) == [c['content'] for c in warm_calls]}")
 
-        # Agent vs bare, same N tickets, same requests, same server.
+        # The requests of each block, from a dry run of the agent (no model); then the day's effects are undone.
+        n, repeat = args.tickets, args.repeat
+        dry: list[list[dict[str, Any]]] = []
+        dry_s = 0.0
+        for k in range(repeat):
+            calls: list[dict[str, Any]] = []
+            seconds, _, report = run_project(settings, resources, always, COMPARE_DAY, llm_for(llm, Dry, calls),
+                                             f"bench-dry-{k}", n, k * n)
+            if report.tickets < n:
+                raise SystemExit(f"{COMPARE_DAY} has {k * n + report.tickets} tickets, fewer than --tickets "
+                                 f"{n} x --repeat {repeat}")
+            dry.append(calls)
+            dry_s += seconds
+        forget_effects(resources, COMPARE_DAY)
+        print(f"dry runs (requests recorded, no model): {repeat} x {n} tickets of {COMPARE_DAY} in {dry_s:.2f} s, "
+              f"{sum(map(len, dry))} model requests")
+
+        # Agent vs bare: block k of N tickets on each side, each prompt new to the server that answers it.
+        print(f"\n[agent vs bare] {AGENT} with model_below_confidence={ALWAYS_ASK}, response cache off, "
+              f"{repeat} block(s) of {n} tickets of {COMPARE_DAY}, order alternating")
         runs: dict[str, list[dict[str, Any]]] = {"project": [], "bare": []}
-        reference_rows: list[tuple] | None = None
-        reference_calls: list[dict[str, Any]] | None = None
-        bodies: list[dict[str, Any]] = []
-        same_rows, same_requests, same_answers = True, True, True
-
-        def project_once(k: int) -> None:
-            nonlocal reference_rows, reference_calls, bodies, same_rows, same_requests
-            if k:
-                forget_effects(resources, COMPARE_DAY)
-            recorded: list[dict[str, Any]] = []
-            seconds, report = run_project(settings, resources, always, COMPARE_DAY, args.tickets, recorded,
-                                          f"bench-compare-{k}")
-            rows = decisions(resources, COMPARE_DAY)
-            requests = [(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"]) for c in recorded]
-            if reference_rows is None:
-                reference_rows, reference_calls, bodies = rows, recorded, bare_bodies(recorded)
-            else:
-                same_rows &= rows == reference_rows
-                same_requests &= requests == [(c["messages"], c["schema"], c["temperature"], c["seed"],
-                                               c["max_tokens"]) for c in reference_calls]
-            runs["project"].append({"tickets": report.tickets, "decided": report.statuses.get("decided", 0),
-                                    "model_calls": report.model_calls, **breakdown(seconds, report, recorded)})
-            print(f"  project: {report.tickets} tickets, {report.model_calls} model calls, {seconds:.2f} s "
-                  f"(ticket loop {report.wall_s:.2f} s, in the binding {runs['project'][-1]['binding_s']:.2f} s)")
-
-        def bare_once() -> None:
-            nonlocal same_answers
-            seconds, answers = run_bare(server, bodies)
-            same_answers &= answers == [c["content"] for c in reference_calls or []]
-            runs["bare"].append({"calls": len(bodies), "wall_s": seconds})
-            print(f"  bare:    {len(bodies)} calls to handle_chat_completions, {seconds:.2f} s")
-
-        print(f"\n[agent vs bare] {AGENT} with model_below_confidence={ALWAYS_ASK}, response cache off, first "
-              f"{args.tickets} tickets of {COMPARE_DAY}; {args.repeat} repeat(s), order alternating")
-        for k in range(args.repeat):  # project first in the first round: its run records the bare side's requests
+        project_calls: list[list[dict[str, Any]]] = []
+        bare_answers: list[list[str]] = []
+        block0_rows: list[tuple] = []
+        for k in range(repeat):
             for side in (("project", "bare") if k % 2 == 0 else ("bare", "project")):
                 if side == "project":
-                    project_once(k)
+                    calls = []
+                    seconds, others, report = run_project(settings, resources, always, COMPARE_DAY,
+                                                          llm_for(llm, Recording, calls), f"bench-compare-{k}", n, k * n)
+                    if k == 0:
+                        block0_rows = decisions(resources, COMPARE_DAY)
+                    project_calls.append(calls)
+                    runs["project"].append({"block": k, "tickets": report.tickets, "model_calls": report.model_calls,
+                                            "others_cpu_s": others, **breakdown(seconds, report, calls)})
+                    print(f"  block {k} project: {report.tickets} tickets, {report.model_calls} model calls, "
+                          f"{seconds:.2f} s (in the binding {runs['project'][-1]['binding_s']:.2f} s); "
+                          f"other processes {others:.1f} CPU s")
                 else:
-                    bare_once()
+                    bodies = bodies_of(dry[k])
+                    seconds, others, responses = measured(lambda bodies=bodies: bare_loop(bare_server, bodies))
+                    bare_answers.append(answers_of(responses))
+                    runs["bare"].append({"block": k, "calls": len(bodies), "wall_s": seconds, "others_cpu_s": others})
+                    print(f"  block {k} bare:    {len(bodies)} calls to handle_chat_completions, {seconds:.2f} s; "
+                          f"other processes {others:.1f} CPU s")
+
+        # Checks: the measured requests are the dry run's, both sides answered alike, decisions are repeatable.
+        same_requests = all(requests_of(project_calls[k]) == requests_of(dry[k]) for k in range(repeat))
+        same_answers = all([c["content"] for c in project_calls[k]] == bare_answers[k] for k in range(repeat))
+        forget_effects(resources, COMPARE_DAY)
+        again_calls: list[dict[str, Any]] = []
+        check_s, _, _ = run_project(settings, resources, always, COMPARE_DAY, llm_for(llm, Recording, again_calls),
+                                    "bench-check", n, 0)
+        same_rows = decisions(resources, COMPARE_DAY) == block0_rows
+        cached = sum(c["binding_s"] for c in again_calls)
+
         project_med = median([r["wall_s"] for r in runs["project"]])
         bare_med = median([r["wall_s"] for r in runs["bare"]])
         ratio = project_med / bare_med
-        first = runs["project"][0]
+        parts = {key: median([r[key] for r in runs["project"]]) for key in runs["project"][0] if key.endswith("_s")}
+        busy = [f"{side} block {r['block']}" for side, rs in runs.items() for r in rs
+                if r["others_cpu_s"] > BUSY_SHARE * r["wall_s"]]
+        per_block = [p["wall_s"] / b["wall_s"] for p, b in zip(runs["project"], runs["bare"], strict=True)]
         print(f"  project median {project_med:.2f} s, bare median {bare_med:.2f} s, ratio {ratio:.3f} "
-              f"(goal <= {GOAL}) -> {verdict(ratio <= GOAL)}")
-        print(f"  decision rows identical across repeats: {same_rows}; requests identical: {same_requests}; "
-              f"bare answers identical to the agent's: {same_answers}")
-        parts = {k: median([r[k] for r in runs["project"]]) for k in runs["project"][0] if k.endswith("_s")}
+              f"(goal <= {GOAL}) -> {verdict(ratio <= GOAL)}; per block {', '.join(f'{r:.3f}' for r in per_block)}")
+        print(f"  requests of the measured runs = the dry runs': {same_requests}; bare answers = the agent's: "
+              f"{same_answers}; decision rows of block 0 identical when decided again: {same_rows} (that run took "
+              f"{check_s:.2f} s, {cached:.2f} s in the binding with every prompt in llama.cpp's prompt cache)")
+        if busy:
+            print(f"  WARNING: other processes used more than {BUSY_SHARE:.0%} of a core during {', '.join(busy)}: "
+                  "the figures are disturbed")
         print("  where the project's time goes (median):")
-        for key, label in (("outside_ticket_loop_s", "outside the ticket loop (resolve prompt and first pass, "
-                                                       "read tickets, KB index, write rows, flush traces)"),
-                           ("tickets_without_model_s", "in the ticket loop, outside the provider (tools, "
-                                                         "first pass, rules, reply, actions, spans)"),
-                           ("provider_overhead_s", "in LocalProvider.chat, outside the binding (grammar, "
-                                                     "schema check)"),
+        for key, label in (("outside_ticket_loop_s", "outside the ticket loop: resolve prompt and first pass, read "
+                                                       "tickets, KB index, first-pass batch, write rows, flush traces"),
+                           ("tickets_without_model_s", "in the ticket loop, outside the provider: tools, rules, "
+                                                         "reply, actions, spans"),
+                           ("provider_overhead_s", "in LocalProvider.chat, outside the binding: grammar, schema "
+                                                     "check"),
                            ("binding_s", "in handle_chat_completions")):
             print(f"    {parts[key]:7.2f} s  {label}")
-        print(f"  bare median minus the agent's time in the binding: {bare_med - parts['binding_s']:+.2f} s")
+        print(f"  bare median minus the agent's median time in the binding: {bare_med - parts['binding_s']:+.2f} s")
 
+        first = runs["project"][0]
         cases: dict[str, Any] = {
-            "compare": {"day": COMPARE_DAY, "tickets": first["tickets"], "model_calls": first["model_calls"],
+            "compare": {"day": COMPARE_DAY, "tickets_per_block": n, "blocks": repeat, "model_calls": first["model_calls"],
                         "model_below_confidence": ALWAYS_ASK, "runs": runs, "median_s": {"project": project_med,
                         "bare": bare_med}, "project_breakdown_median_s": parts, "ratio": ratio, "goal": GOAL,
-                        "met": ratio <= GOAL, "decision_rows_identical": same_rows,
-                        "requests_identical": same_requests, "answers_identical": same_answers},
+                        "met": ratio <= GOAL, "requests_identical": same_requests, "answers_identical": same_answers,
+                        "decision_rows_identical": same_rows, "ratio_per_block": per_block, "disturbed": busy,
+                        "check_run": {"seconds": check_s, "binding_s": cached}},
         }
-        summary = [{"case": f"{first['tickets']} tickets, model asked for each ({first['model_calls']} calls)",
+        summary = [{"case": f"{n} tickets, model asked for each ({first['model_calls']} calls)",
                     "metric": "median wall time", "unit": "s", "project": project_med, "bare": bare_med,
                     "ratio": ratio, "goal": f"<= {GOAL}", "met": ratio <= GOAL}]
 
-        # Throughput: the default manifest on a full demo day.
+        # Throughput: the manifest as declared, on a full demo day.
         if not args.no_throughput:
-            recorded = []
-            seconds, report = run_project(settings, resources, manifest, THROUGHPUT_DAY, None, recorded,
-                                          "bench-throughput")
+            calls = []
+            seconds, others, report = run_project(settings, resources, manifest, THROUGHPUT_DAY,
+                                                  llm_for(llm, Recording, calls), "bench-throughput")
             per_s = report.tickets / seconds
             loop_per_s = report.tickets / report.wall_s if report.wall_s else 0.0
-            parts_day = breakdown(seconds, report, recorded)
+            parts_day = breakdown(seconds, report, calls)
             print(f"\n[throughput] {AGENT} as declared (first pass, model below confidence "
                   f"{manifest.decision.model_below_confidence}), response cache off, {THROUGHPUT_DAY}: "
-                  f"{report.tickets} tickets in {seconds:.2f} s -> {per_s:.2f} tickets/s "
-                  f"(ticket loop alone {loop_per_s:.2f} tickets/s, as the asset's metadata reports it)")
-            print(f"  model calls {report.model_calls} ({report.model_calls / max(report.tickets, 1):.0%} of the "
-                  f"tickets), {parts_day['binding_s']:.2f} s in the binding; statuses {dict(report.statuses)}; "
-                  f"actions {dict(report.actions)}; accuracy {report.accuracy}")
+                  f"{report.tickets} tickets in {seconds:.2f} s -> {per_s:.2f} tickets/s (the ticket loop alone, "
+                  f"as the asset's metadata reports it: {loop_per_s:.2f} tickets/s); other processes {others:.1f} CPU s")
+            print(f"  model calls {report.model_calls} (for {report.model_calls / max(report.tickets, 1):.0%} of the "
+                  f"tickets), {parts_day['binding_s']:.2f} s in the binding, {parts_day['tickets_without_model_s']:.2f} s "
+                  f"in the ticket loop outside the provider ({parts_day['tickets_without_model_s'] / max(report.tickets, 1) * 1000:.0f} "
+                  f"ms a ticket), {parts_day['outside_ticket_loop_s']:.2f} s outside the loop")
+            print(f"  statuses {dict(report.statuses)}; actions {dict(report.actions)}; accuracy {report.accuracy}")
             cases["throughput"] = {"day": THROUGHPUT_DAY, "tickets": report.tickets, "model_calls": report.model_calls,
                                    "tickets_per_s": per_s, "ticket_loop_tickets_per_s": loop_per_s,
-                                   "statuses": dict(report.statuses), "actions": dict(report.actions),
-                                   "accuracy": report.accuracy, "breakdown_s": parts_day}
+                                   "others_cpu_s": others, "statuses": dict(report.statuses),
+                                   "actions": dict(report.actions), "accuracy": report.accuracy, "breakdown_s": parts_day}
             summary.append({"case": f"full day, {report.tickets} tickets ({report.model_calls} model calls)",
                             "metric": "throughput", "unit": "tickets/s", "project": per_s, "bare": 0,
                             "ratio": None, "goal": "reported", "met": True})
 
         final = _local_server.cache_info()
         loads = final.misses - before.misses
-        print(f"\nmodel loads in this process: {loads} (cache {final}); every agent run and the bare loop used "
-              "the same llama.cpp server")
+        print(f"\nmodel loads through LocalProvider in this process: {loads} ({final}); every agent run used that "
+              "one server")
         cases["model_load"] = {"load_s": load_s, "second_access_s": again_s, "assemble_s": assemble_s,
-                               "loads": loads, "cache_info": final._asdict()}
+                               "bare_server_load_s": bare_load_s, "loads": loads, "cache_info": final._asdict()}
         summary.insert(1, {"case": f"model load ({loads} in the process)", "metric": "first access", "unit": "s",
                            "project": load_s, "bare": 0, "ratio": None, "goal": "once per process",
                            "met": loads == 1})
@@ -366,7 +465,8 @@ def main() -> None:
         print("\nsummary")
         print_summary_rows(summary)
         write_result(NAME, {"machine": info, "agent": AGENT, "model": path.name, **setup,
-                            "warmup": {"day": WARMUP_DAY, "tickets": warm.tickets, "seconds": warm_s},
+                            "warmup": {"day": WARMUP_DAY, "tickets": warm.tickets, "seconds": warm_s,
+                                       "bare_seconds": bare_warm_s},
                             "cases": cases, "summary": summary})
     finally:
         cleanup(home)

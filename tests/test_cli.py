@@ -23,9 +23,9 @@ def test_demo_data_run_status_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert "tickets" in result.output and (Path(settings.landing_dir) / "tickets" / "2026-11-01").is_dir()
 
-    result = runner.invoke(app, ["run", *day])
+    result = runner.invoke(app, ["run", "--job", "data_plane_job", *day])
     assert result.exit_code == 0, result.output
-    assert "All 1 day(s) materialized, every check passed" in result.output
+    assert "All runs succeeded, every check passed" in result.output
     assert "Quarantine" in result.output
 
     result = runner.invoke(app, ["status", *day])
@@ -47,7 +47,8 @@ def test_run_fails_with_exit_code_when_a_day_has_no_files(tmp_path: Path, monkey
     use_home(monkeypatch, tmp_path / "home")
     result = runner.invoke(app, ["run", "--start", "2026-11-01", "--end", "2026-11-01"])
     assert result.exit_code == 1, result.output
-    assert "no landing folder" in result.output and "1 of 1 day(s) failed" in result.output
+    assert "no landing folder" in result.output and "1 run(s) failed: 2026-11-01" in result.output
+    assert "Agent runs" not in result.output, "agents never run after a failed data plane"
     get_settings.cache_clear()
 
 
@@ -57,3 +58,5 @@ def test_bad_date_range_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert result.exit_code != 0 and "after end" in result.output
     result = runner.invoke(app, ["run", "--start", "2026-10-30", "--end", "2026-10-30"])
     assert result.exit_code != 0 and "first partition" in result.output
+    result = runner.invoke(app, ["run", "--job", "nightly_job", "--start", "2026-11-01", "--end", "2026-11-01"])
+    assert result.exit_code != 0 and "unknown job 'nightly_job'" in result.output

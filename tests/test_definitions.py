@@ -15,7 +15,8 @@ EXPECTED_ASSETS = {
     "staging/customers": "staging", "staging/kb_articles": "staging", "staging/orders": "staging",
     "staging/tickets": "staging", "features/customer_daily": "features", "features/feast_registry": "features",
     "features/online_store": "features", "features/ticket_features": "features",
-    "registry/prompt_versions": "registry",
+    "registry/prompt_versions": "registry", "models/ticket_classifier": "models",
+    "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
@@ -35,6 +36,19 @@ def test_assets_checks_jobs_and_schedules(settings: Settings) -> None:
     schedule = defs.resolve_schedule_def("data_plane_daily_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    agents = defs.resolve_job_def("agents_job")
+    assert {k.to_user_string() for k in agents.asset_layer.executable_asset_keys} == {
+        "agents/support_triage", "agents/knowledge_gap"}
+    assert defs.resolve_schedule_def("agents_daily_schedule").cron_schedule == "0 4 * * *"
+
+
+def test_agent_runs_sit_downstream_of_features_checks_prompts_and_the_classifier(settings: Settings) -> None:
+    graph = build_definitions(settings).resolve_asset_graph()
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["agents", "support_triage"])).parent_keys}
+    assert parents == {"staging/tickets", "staging/orders", "staging/kb_articles", "features/online_store",
+                       "registry/prompt_versions", "models/ticket_classifier"}
+    node = graph.get(dg.AssetKey(["agents", "support_triage"]))
+    assert node.pools == {"model_slots"} and node.partitions_def is not None
 
 
 def test_every_asset_documents_itself(settings: Settings) -> None:

@@ -49,6 +49,12 @@ def write(tmp_path: Path, **changes: object) -> Path:
         ({"model": {"provider": "openai_compatible", "name": "llama"}}, r"model: .*needs base_url"),
         ({"model": {"provider": "registered", "name": "classifier"}}, r"model: .*models:/<name>@<alias>"),
         ({"surprise": 1}, r"surprise: Extra inputs are not permitted"),
+        ({"context": ["order_lookup"]}, r"context uses 'order_lookup', which is not in the agent's tools"),
+        ({"tools": ["kb_search", "escalate_to_human"], "context": ["escalate_to_human"]},
+         r"context tools must be read-only; \['escalate_to_human'\] change the world"),
+        ({"actions": [{"tool": "issue_refund"}]}, r"actions uses 'issue_refund', which is not in the agent's tools"),
+        ({"actions": [{"tool": "kb_search", "when": {"above": {"x": 1}}}]}, r"actions\.0\.when\.above: Extra inputs"),
+        ({"decision": {"first_pass": "ticket_classifier"}}, r"decision\.first_pass: .*models:/<name>@<alias>"),
     ],
 )
 def test_bad_manifest_names_file_field_and_reason(tmp_path: Path, changes: dict, message: str) -> None:
@@ -83,3 +89,15 @@ def test_agents_cli(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "teleport" in result.output
     result = runner.invoke(app, ["agents", "show", "support_triage"])
     assert result.exit_code == 0 and '"policy_set": "support"' in result.output
+
+
+def test_rules_files_name_file_rule_and_reason(tmp_path: Path) -> None:
+    from factory_pipelines.lib.rules import RuleError, load_rules
+
+    shipped = SHIPPED.parent / "rules"
+    assert [r.id for r in load_rules(shipped / "support_triage.yaml")][:2] == ["prompt_injection", "legal_threat"]
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(yaml.safe_dump({"rules": [{"id": "broken", "description": "a bad regex",
+                                              "when": {"text_matches": {"text": "(unclosed"}}, "set": {"action": "x"}}]}))
+    with pytest.raises(RuleError, match=r"rules.yaml: rule broken: when\.text_matches: .*bad regex"):
+        load_rules(bad)
