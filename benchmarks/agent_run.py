@@ -458,8 +458,8 @@ def main() -> None:
               "one server")
         cases["model_load"] = {"load_s": load_s, "second_access_s": again_s, "assemble_s": assemble_s,
                                "bare_server_load_s": bare_load_s, "loads": loads, "cache_info": final._asdict()}
-        summary.insert(1, {"case": f"model load ({loads} in the process)", "metric": "first access", "unit": "s",
-                           "project": load_s, "bare": 0, "ratio": None, "goal": "once per process",
+        summary.insert(1, {"case": f"model load ({loads} in the process)", "metric": "load time", "unit": "s",
+                           "project": load_s, "bare": bare_load_s, "ratio": None, "goal": "once per process",
                            "met": loads == 1})
 
         print("\nsummary")

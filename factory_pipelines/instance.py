@@ -18,6 +18,8 @@ from factory_pipelines.settings import Settings, export_dagster_home
 def instance_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "telemetry": {"enabled": False},
+        # runs the daemon launched whose process died are failed (and their pool slots freed)
+        "run_monitoring": {"enabled": True, "poll_interval_seconds": 30},
         "concurrency": {
             "runs": {"max_concurrent_runs": settings.max_concurrent_runs},
             # the only pool is model_slots (agent steps calling a model): its limit is the setting

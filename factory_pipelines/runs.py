@@ -7,6 +7,8 @@ the instance (materialized partitions, latest check evaluations) and the quarant
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from rich.table import Table
 from factory_pipelines.settings import Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # the summary reports failures
+PID_TAG, HOST_TAG = "factory/pid", "factory/host"
 
 
 @dataclass
@@ -53,15 +56,45 @@ def run_partitions(
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(job_name)
     outcomes = []
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     with dg.DagsterInstance.get() as instance:
+        release_abandoned_runs(instance)
         for key in partitions:
             on_start(key or job_name)
             result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS
+                partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
             )
             outcomes.append(_outcome(key or "", result))
             on_done(key or job_name, result.success)
     return outcomes
+
+
+def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs a `factory` process on this machine started and did not live to finish, and free
+    their pool slots: a killed run would hold its `model_slots` slot forever and every later agent run
+    would wait for it."""
+    host, abandoned = socket.gethostname(), []
+    in_flight = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    for run in instance.get_runs(filters=in_flight):
+        pid = run.tags.get(PID_TAG)
+        if run.tags.get(HOST_TAG) != host or pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"the factory process {pid} that ran it is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        abandoned.append(run.run_id)
+    return abandoned
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _outcome(key: str, result: Any) -> PartitionOutcome:
