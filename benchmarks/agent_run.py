@@ -257,6 +257,14 @@ def decisions(resources: dict[str, Any], day: str) -> list[tuple]:
                            "ORDER BY ticket_id", [AGENT, day]).fetchall()
 
 
+def row_differences(rows: list[tuple], again: list[tuple]) -> dict[str, list[str]]:
+    """Ticket -> the decision columns that differ between two runs (a ticket missing from one: its id)."""
+    columns = [c.strip() for c in DECISION_COLUMNS.split(",")]
+    first, second = {r[0]: r for r in rows}, {r[0]: r for r in again}
+    return {t: [c for c, x, y in zip(columns, first.get(t, ()), second.get(t, ()), strict=False) if x != y]
+            or ["ticket_id"] for t in sorted(set(first) | set(second)) if first.get(t) != second.get(t)}
+
+
 def forget_effects(resources: dict[str, Any], day: str) -> None:
     """Delete the day's side effects and outbox rows of the agent: the next run of the day acts as a first run."""
     with resources["warehouse"].connect() as con:
@@ -385,7 +393,10 @@ def main() -> None:
         again_calls: list[dict[str, Any]] = []
         check_s, _, _ = run_project(settings, resources, always, COMPARE_DAY, llm_for(llm, Recording, again_calls),
                                     "bench-check", n, 0)
-        same_rows = decisions(resources, COMPARE_DAY) == block0_rows
+        rows_again = decisions(resources, COMPARE_DAY)
+        same_rows = rows_again == block0_rows
+        row_diffs = row_differences(block0_rows, rows_again)
+        answers_again = [c["content"] for c in again_calls] == [c["content"] for c in project_calls[0]]
         cached = sum(c["binding_s"] for c in again_calls)
 
         project_med = median([r["wall_s"] for r in runs["project"]])
@@ -400,6 +411,9 @@ def main() -> None:
         print(f"  requests of the measured runs = the dry runs': {same_requests}; bare answers = the agent's: "
               f"{same_answers}; decision rows of block 0 identical when decided again: {same_rows} (that run took "
               f"{check_s:.2f} s, {cached:.2f} s in the binding with every prompt in llama.cpp's prompt cache)")
+        if not same_rows:
+            print(f"  decided again, the model's answers were {'the same' if answers_again else 'NOT the same'}; "
+                  f"rows that differ: {row_diffs}")
         if busy:
             print(f"  WARNING: other processes used more than {BUSY_SHARE:.0%} of a core during {', '.join(busy)}: "
                   "the figures are disturbed")
@@ -420,7 +434,8 @@ def main() -> None:
                         "model_below_confidence": ALWAYS_ASK, "runs": runs, "median_s": {"project": project_med,
                         "bare": bare_med}, "project_breakdown_median_s": parts, "ratio": ratio, "goal": GOAL,
                         "met": ratio <= GOAL, "requests_identical": same_requests, "answers_identical": same_answers,
-                        "decision_rows_identical": same_rows, "ratio_per_block": per_block, "disturbed": busy,
+                        "decision_rows_identical": same_rows, "decision_row_differences": row_diffs,
+                        "answers_identical_decided_again": answers_again, "ratio_per_block": per_block, "disturbed": busy,
                         "check_run": {"seconds": check_s, "binding_s": cached}},
         }
         summary = [{"case": f"{n} tickets, model asked for each ({first['model_calls']} calls)",

@@ -242,6 +242,18 @@ def test_ticket_longer_than_the_context_window_is_cut_to_fit(con: duckdb.DuckDBP
     assert "[cut to fit]" in provider.calls[0][0]["content"]
 
 
+def test_a_capable_model_composes_the_reply_and_cites_only_retrieved_passages(con: duckdb.DuckDBPyConnection) -> None:
+    spec = load_prompt_file(PROMPTS / "support_reply.yaml")
+    reply = json.dumps({"body": "Use Forgot password on the login page; the link lasts 30 minutes.",
+                        "cited_article_ids": ["KB-003#1", "KB-999#9"]})
+    runner = make_runner(con, ScriptedProvider([GOOD[2], reply]),
+                         manifest_changes={"model": {"provider": "scripted", "name": "s"}})
+    runner.reply_prompt = ResolvedPrompt(spec.name, 1, spec.template, spec.response_schema)
+    _, rows = runner.run([TICKETS[2]])
+    assert rows[0]["reply"].startswith("Use Forgot password") and rows[0]["model_calls"] == 2
+    assert rows[0]["cited_passages"] == ["KB-003#1"], "a citation of a passage never retrieved is dropped"
+
+
 def test_empty_day(con: duckdb.DuckDBPyConnection) -> None:
     report, rows = make_runner(con, ScriptedProvider([])).run([])
     write_results(con, "support_triage", DAY, rows, [])

@@ -15,11 +15,11 @@ PROMPTS = PACKAGE_DIR / "defs" / "registry" / "prompts"
 
 def test_shipped_prompts_load_and_render() -> None:
     prompts = load_prompts(PROMPTS)
-    assert set(prompts) == {"support_triage", "knowledge_gap"}
-    text = prompts["knowledge_gap"].render(question="Do you ship to Mars?", passages="KB-001#1: shipping zones")
+    assert set(prompts) == {"support_triage", "support_reply", "knowledge_gap"}
+    text = prompts["knowledge_gap"].render(text="Do you ship to Mars?", passages="KB-001#1: shipping zones")
     assert "Do you ship to Mars?" in text and "{{" not in text
     with pytest.raises(PromptError, match=r"missing input variable\(s\) \['passages'\]"):
-        prompts["knowledge_gap"].render(question="hi")
+        prompts["knowledge_gap"].render(text="hi")
 
 
 def test_undeclared_variable_names_file_and_variable(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_sync_creates_a_version_only_when_content_changes(tmp_path: Path) -> Non
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     prompts = load_prompts(PROMPTS)
     first = sync_prompts(client, prompts)
-    assert first == {"knowledge_gap": {"version": 1, "created": True}, "support_triage": {"version": 1, "created": True}}
+    assert first == {name: {"version": 1, "created": True} for name in ("knowledge_gap", "support_reply", "support_triage")}
     assert sync_prompts(client, prompts) == {k: {"version": 1, "created": False} for k in prompts}
 
     changed = dict(prompts)
