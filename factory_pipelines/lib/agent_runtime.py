@@ -258,26 +258,7 @@ class AgentRunner:
                 self._gather(tool, tid, facts)
             facts["amount"] = (facts["order"] or {}).get("amount") or parse_amount(facts["text"])
 
-            schema = self.prompt.response_schema
-            enums = field_enums(schema)
-            decision, decided_by, confidence, top = self._first_pass(ticket, facts)
-            fixed, fired = apply_rules(self.rules, facts, decision, enums)
-            decision |= fixed
-            decided_by |= {k: "rule" for k in fixed}
-            threshold = self.manifest.decision.model_below_confidence
-            ask = [f for f in schema_fields(schema)
-                   if f not in fixed and (f not in decision or confidence.get(f, 0.0) < threshold)]
-            truncated = False
-            if ask:
-                pinned = {k: v for k, v in decision.items() if k not in ask and k in enums}
-                answer, truncated = self._ask(tid, facts, narrowed(schema, pinned, {f: top[f] for f in ask if f in top}),
-                                              self.prompt, usage)
-                decision |= {f: answer[f] for f in ask if f in answer}
-                decided_by |= {f: "model" for f in ask if f in answer}
-            final, fired_after = apply_rules(self.rules, facts, decision, enums)
-            decision |= final
-            decided_by |= {k: "rule" for k in final}
-            fired = list(dict.fromkeys(fired + fired_after))
+            decision, decided_by, fired, truncated = self._decide_fields(tid, ticket, facts, usage)
             facts["decision"] = decision
             facts["why"] = ", ".join(fired) or f"{decided_by.get('action', 'the decision')} chose it"
 
@@ -286,8 +267,7 @@ class AgentRunner:
             for action in self.manifest.actions:
                 if action.when.holds(facts):
                     args = {k: fill(v, facts) for k, v in action.args.items()}
-                    result = self.toolbox.call(action.tool, tid, args, context={"facts": facts})
-                    facts.setdefault("done", {})[action.tool] = result.status
+                    self.toolbox.call(action.tool, tid, args, context={"facts": facts})
             calls = [f"{r['tool']}:{r['status']}" for r in self.toolbox.records[calls_before:]]
             root.set_outputs({"decision": decision, "rules_fired": fired, "tool_calls": calls})
             root.set_attributes({"tokens_in": usage["tokens_in"], "tokens_out": usage["tokens_out"],
@@ -297,6 +277,30 @@ class AgentRunner:
         return self._row(ticket, "decided", decision=decision, decided_by=decided_by, rules_fired=fired,
                          tool_calls=calls, reply=reply.get("body"), cited=reply.get("cited", []), truncated=truncated,
                          trace_id=trace_id, latency_s=time.perf_counter() - started, **usage)
+
+    def _decide_fields(self, tid: str, ticket: dict[str, Any], facts: dict[str, Any],
+                       usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str], bool]:
+        """First pass, rules, the model for the fields still open, rules again; and who decided what."""
+        schema = self.prompt.response_schema
+        enums = field_enums(schema)
+        decision, decided_by, confidence, top = self._first_pass(ticket, facts)
+        fixed, fired = apply_rules(self.rules, facts, decision, enums)
+        decision |= fixed
+        decided_by |= {k: "rule" for k in fixed}
+        threshold = self.manifest.decision.model_below_confidence
+        ask = [f for f in schema_fields(schema)
+               if f not in fixed and (f not in decision or confidence.get(f, 0.0) < threshold)]
+        truncated = False
+        if ask:
+            pinned = {k: v for k, v in decision.items() if k not in ask and k in enums}
+            open_choices = {f: top[f] for f in ask if f in top}
+            answer, truncated = self._ask(tid, facts, narrowed(schema, pinned, open_choices), self.prompt, usage)
+            decision |= {f: answer[f] for f in ask if f in answer}
+            decided_by |= {f: "model" for f in ask if f in answer}
+        final, fired_after = apply_rules(self.rules, facts, decision, enums)
+        decision |= final
+        decided_by |= {k: "rule" for k in final}
+        return decision, decided_by, list(dict.fromkeys(fired + fired_after)), truncated
 
     def _gather(self, tool: str, tid: str, facts: dict[str, Any]) -> None:
         args = CONTEXT_ARGS[tool](facts)
