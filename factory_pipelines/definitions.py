@@ -6,7 +6,7 @@ import warnings
 
 import dagster as dg
 
-from factory_pipelines.defs.agents.assets import build_agent_asset
+from factory_pipelines.defs.agents.assets import build_agent_asset, missing_feeds
 from factory_pipelines.defs.contracts.checks import contract_check, quarantine_rate_check
 from factory_pipelines.defs.features.assets import build_feature_assets
 from factory_pipelines.defs.ingestion.assets import build_raw_asset
@@ -51,7 +51,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     agents = {}
     if "tickets" in staged:  # agents read tickets; a code location without them has data assets only
         assets += build_model_assets(settings.labels_dir, settings.manifests_dir.parent / "rules")
-        agents = {n: m for n, m in load_manifests(settings.manifests_dir).items() if m.stage != "retired"}
+        agents = {n: m for n, m in load_manifests(settings.manifests_dir).items()
+                  if m.stage != "retired" and not missing_feeds(m, set(staged))}
         assets += [build_agent_asset(m, settings.manifests_dir / f"{n}.yaml", partitions, set(staged), check_keys,
                                      settings.labels_dir, settings.response_cache) for n, m in agents.items()]
     jobs, schedules = build_jobs(settings.executor, [n for n, m in agents.items() if m.runs_on_schedule])

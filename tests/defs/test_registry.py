@@ -20,7 +20,7 @@ def test_prompt_versions_asset_syncs_once(settings: Settings) -> None:
     def meta(result: dg.ExecuteInProcessResult) -> dict:
         return result.asset_materializations_for_node("registry__prompt_versions")[0].metadata
 
-    assert meta(first)["new_versions"].value == 2
+    assert meta(first)["new_versions"].value == 3
     assert meta(second)["new_versions"].value == 0
-    assert meta(second)["prompts"].value == {"knowledge_gap": {"version": 1, "created": False},
-                                             "support_triage": {"version": 1, "created": False}}
+    assert meta(second)["prompts"].value == {name: {"version": 1, "created": False}
+                                             for name in ("knowledge_gap", "support_reply", "support_triage")}
