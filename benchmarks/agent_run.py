@@ -140,7 +140,7 @@ def measured(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return seconds, max(0.0, (machine_after - machine) - (own_after - own)), value
 
 
-def providers(resource: Any) -> tuple[type, type]:
+def providers() -> tuple[type, type]:
     """Two LocalProvider subclasses: one records each request and calls the model, one records and answers dry."""
     from factory_pipelines.resources.llm import ChatResult, LocalProvider
 
@@ -219,20 +219,10 @@ def run_project(settings: Any, resources: dict[str, Any], manifest: Any, day: st
 
 def bodies_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The request bodies `LocalProvider.chat` sends to the binding for these calls."""
-    from factory_pipelines.resources.llm import compact_grammar
+    from factory_pipelines.resources.llm import LocalProvider
 
-    bodies = []
-    for call in calls:
-        body: dict[str, Any] = {"messages": call["messages"], "temperature": call["temperature"], "seed": call["seed"],
-                                "max_tokens": call["max_tokens"]}
-        if call["schema"] is not None:
-            grammar = compact_grammar(call["schema"])
-            if grammar is not None:
-                body["grammar"] = grammar
-            else:
-                body["response_format"] = {"type": "json_object", "schema": call["schema"]}
-        bodies.append(body)
-    return bodies
+    return [LocalProvider.request_body(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"])
+            for c in calls]
 
 
 def bare_loop(server: Any, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -308,7 +298,7 @@ def main() -> None:
         manifest = load_manifest(settings.manifests_dir / f"{AGENT}.yaml")
         always = manifest.model_copy(update={"decision": manifest.decision.model_copy(
             update={"model_below_confidence": ALWAYS_ASK})})
-        Recording, Dry = providers(llm)
+        Recording, Dry = providers()
 
         # Model load: once per process.
         start = time.perf_counter()
@@ -413,7 +403,9 @@ def main() -> None:
               f"{check_s:.2f} s, {cached:.2f} s in the binding with every prompt in llama.cpp's prompt cache)")
         if not same_rows:
             print(f"  decided again, the model's answers were {'the same' if answers_again else 'NOT the same'}; "
-                  f"rows that differ: {row_diffs}")
+                  f"rows that differ: {row_diffs}. The second time every prompt was in llama.cpp's prompt cache "
+                  "(restored, only its last tokens evaluated again): a cached prompt can get another answer than a "
+                  "fresh one at temperature 0")
         if busy:
             print(f"  WARNING: other processes used more than {BUSY_SHARE:.0%} of a core during {', '.join(busy)}: "
                   "the figures are disturbed")

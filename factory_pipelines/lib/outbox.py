@@ -54,8 +54,8 @@ def execute_once(
     con: Any, *, agent: str, ticket_id: str, tool: str, tool_version: str, arguments: BaseModel | dict[str, Any],
     effect: Callable[[Any], dict[str, Any]], run_id: str | None = None, partition: str | None = None,
 ) -> OutboxResult:
-    """Run `effect(con)` once per key, in the same transaction that records it as done."""
-    ensure_outbox(con)
+    """Run `effect(con)` once per key, in the same transaction that records it as done (the outbox table must
+    exist: `ensure_outbox`, once per connection, not per call)."""
     key = idempotency_key(agent, ticket_id, tool, arguments)
     con.execute("BEGIN TRANSACTION")
     try:

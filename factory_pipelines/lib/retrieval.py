@@ -52,6 +52,6 @@ class KbIndex:
 
     def search(self, query: str, k: int = 3) -> list[tuple[KbPassage, float]]:
         k = min(k, len(self.passages))
-        ids, scores = self._index.retrieve(self._tokens([query]), k=k, show_progress=False, n_threads=1)
+        ids, scores = self._index.retrieve(self._tokens([query]), k=k, show_progress=False, n_threads=0)
         hits = [(self.passages[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
         return sorted(hits, key=lambda hit: (-hit[1], hit[0].passage_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from factory_pipelines.lib.outbox import execute_once, idempotency_key
+from factory_pipelines.lib.outbox import ensure_outbox, execute_once, idempotency_key
 from factory_pipelines.lib.tools import IssueRefundIn
 
 REFUND = IssueRefundIn(order_id="O-1234567", amount=49.99, currency="USD", reason="arrived broken")
@@ -18,6 +18,7 @@ def refund_effect(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def call(con: duckdb.DuckDBPyConnection, effect=refund_effect, arguments=REFUND):
+    ensure_outbox(con)
     return execute_once(con, agent="support_triage", ticket_id="T-1", tool="issue_refund", tool_version="1.0.0",
                         arguments=arguments, effect=effect, run_id="run-1", partition="2026-11-01")
 
