@@ -265,7 +265,7 @@ def mlflow_ui(
     settings.ensure_dirs()
     turn_off_telemetry()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-               "--default-artifact-root", settings.mlflow_artifact_root, "--host", host, "--port", str(port)]
+               "--default-artifact-root", settings.mlflow_artifact_root, "--host", host, "--port", str(port), "--workers", "1"]
     console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
 
