@@ -72,6 +72,32 @@ def cleanup(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+def build_demo_factory(settings: Any, days: list[Any], jobs: tuple[str, ...] = ("data_plane_job",),
+                       labels: bool = False) -> tuple[Any, dict[str, list[Any]]]:
+    """Setup shared by the benchmarks: demo files (and labels) for `days`, then each job in process (daily
+    jobs per day, `models_job` once); exits naming the run that failed. Returns the demo summary and the
+    outcomes per job."""
+    from factory_pipelines.instance import prepare_instance
+    from factory_pipelines.lib.demo_data import write_demo_data
+    from factory_pipelines.runs import run_partitions
+
+    summary = write_demo_data(
+        settings.landing_dir, days[0], days[-1], seed=settings.demo_seed, defect_rate=settings.demo_defect_rate,
+        drift_date=settings.demo_drift_date, truth_dir=Path(settings.home) / "demo_truth" if labels else None,
+        tickets_per_day=settings.demo_tickets_per_day, customers=settings.demo_customers,
+    )
+    prepare_instance(settings)
+    outcomes = {}
+    for job in jobs:
+        outcomes[job] = run_partitions(job, [None] if job == "models_job" else [d.isoformat() for d in days])
+        for outcome in outcomes[job]:
+            if not outcome.success:
+                failed = [k for k, ok in outcome.checks.items() if not ok]
+                raise SystemExit(f"setup run {job} {outcome.partition} failed: steps {outcome.failed_steps}, "
+                                 f"skipped {outcome.skipped_steps}, checks failed {failed}, error {outcome.error!r}")
+    return summary, outcomes
+
+
 def machine() -> dict[str, Any]:
     """Cores, CPU, memory, Python and library versions of this run."""
     cpu = ""

@@ -56,6 +56,7 @@ from typing import Any
 
 from benchmarks import (
     REPO_ROOT,
+    build_demo_factory,
     cleanup,
     isolated_home,
     isolated_settings,
@@ -91,30 +92,13 @@ def model_dir(home: Path) -> tuple[Path, str]:
 
 def build_data(settings: Any) -> dict[str, Any]:
     """Demo files and labels for DAYS, the data plane for each day and the models job once, in process."""
-    from factory_pipelines.instance import prepare_instance
-    from factory_pipelines.lib.demo_data import write_demo_data
-    from factory_pipelines.runs import run_partitions
-
     start = time.perf_counter()
-    summary = write_demo_data(
-        settings.landing_dir, DAYS[0], DAYS[-1], seed=settings.demo_seed, defect_rate=settings.demo_defect_rate,
-        drift_date=settings.demo_drift_date, truth_dir=Path(settings.home) / "demo_truth",
-        tickets_per_day=settings.demo_tickets_per_day, customers=settings.demo_customers,
-    )
-    prepare_instance(settings)
-    data = run_partitions("data_plane_job", [d.isoformat() for d in DAYS])
-    data_seconds = time.perf_counter() - start
-    models = run_partitions("models_job", [None])
+    summary, outcomes = build_demo_factory(settings, DAYS, jobs=("data_plane_job", "models_job"), labels=True)
     seconds = time.perf_counter() - start
-    for outcome in [*data, *models]:
-        if not outcome.success:
-            failed = [k for k, ok in outcome.checks.items() if not ok]
-            raise SystemExit(f"setup run {outcome.partition or 'models_job'} failed: steps {outcome.failed_steps}, "
-                             f"skipped {outcome.skipped_steps}, checks failed {failed}, error {outcome.error!r}")
-    classifier = models[0].materialized.get("models/ticket_classifier", {})
+    classifier = outcomes["models_job"][0].materialized.get("models/ticket_classifier", {})
     print(f"setup: demo data {summary.rows} ({settings.demo_tickets_per_day} tickets a day), data plane for "
-          f"{len(DAYS)} days in {data_seconds:.1f} s, models job in {seconds - data_seconds:.1f} s "
-          f"(classifier {classifier.get('model_uri', '?')}, held out {classifier.get('holdout_days')})")
+          f"{len(DAYS)} days and models job in {seconds:.1f} s (classifier {classifier.get('model_uri', '?')}, "
+          f"held out {classifier.get('holdout_days')})")
     return {"demo_rows": summary.rows, "setup_seconds": seconds, "classifier": classifier.get("model_uri")}
 
 

@@ -28,6 +28,7 @@ from datetime import date
 from typing import Any
 
 from benchmarks import (
+    build_demo_factory,
     cleanup,
     isolated_home,
     isolated_settings,
@@ -45,25 +46,12 @@ DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 
 def build_data(settings: Any) -> dict[str, Any]:
     """Demo files for DAYS and the data plane run for them, in process; returns what was built."""
-    from factory_pipelines.instance import prepare_instance
-    from factory_pipelines.lib.demo_data import write_demo_data
-    from factory_pipelines.runs import run_partitions
-
     start = time.perf_counter()
-    summary = write_demo_data(
-        settings.landing_dir, DAYS[0], DAYS[-1], seed=settings.demo_seed, defect_rate=settings.demo_defect_rate,
-        drift_date=settings.demo_drift_date, tickets_per_day=settings.demo_tickets_per_day,
-        customers=settings.demo_customers,
-    )
-    prepare_instance(settings)
-    outcomes = run_partitions("data_plane_job", [d.isoformat() for d in DAYS])
+    summary, outcomes = build_demo_factory(settings, DAYS)
     seconds = time.perf_counter() - start
-    for outcome in outcomes:
-        if not outcome.success or "features/online_store" not in outcome.materialized:
-            failed = [k for k, ok in outcome.checks.items() if not ok]
-            raise SystemExit(f"data plane run for {outcome.partition} did not reach the online store: steps "
-                             f"failed {outcome.failed_steps}, skipped {outcome.skipped_steps}, checks failed "
-                             f"{failed}, error {outcome.error!r}")
+    for outcome in outcomes["data_plane_job"]:
+        if "features/online_store" not in outcome.materialized:
+            raise SystemExit(f"data plane run for {outcome.partition} did not reach the online store")
     print(f"setup: demo data {summary.rows} and data plane for {len(DAYS)} days in {seconds:.1f} s")
     return {"demo_rows": summary.rows, "setup_seconds": seconds}
 
