@@ -223,19 +223,19 @@ class AgentRunner:
         rows = []
         for n, ticket in enumerate(tickets):
             if report.stopped:
-                rows.append(self._undecided(ticket, "unprocessed" if "provider" in report.stopped else "deferred",
-                                            report.stopped))
+                rows.append(self._row(ticket, "unprocessed" if "provider" in report.stopped else "deferred",
+                                      error=report.stopped))
                 continue
             try:
                 rows.append(self.decide(ticket))
             except (ToolCallError, SchemaViolation) as exc:
-                rows.append(self._undecided(ticket, "failed", str(exc)))
+                rows.append(self._row(ticket, "failed", error=str(exc)))
             except ProviderDown as exc:
                 report.stopped = f"provider down at ticket {n + 1} of {len(tickets)}: {exc}"
-                rows.append(self._undecided(ticket, "unprocessed", str(exc)))
+                rows.append(self._row(ticket, "unprocessed", error=str(exc)))
             except BudgetExhausted as exc:
                 report.stopped = f"budget spent at ticket {n + 1} of {len(tickets)}: {exc}"
-                rows.append(self._undecided(ticket, "deferred", str(exc)))
+                rows.append(self._row(ticket, "deferred", error=str(exc)))
         report.wall_s = time.perf_counter() - started
         self._summarize(report, rows, labels or {})
         return report, rows
@@ -453,9 +453,6 @@ class AgentRunner:
             "truncated": values.get("truncated", False), "error": error[:1000] or None,
             "trace_id": values.get("trace_id"), "run_id": self.toolbox.run_id, "decided_at": datetime.now(UTC),
         }
-
-    def _undecided(self, ticket: dict[str, Any], status: str, error: str) -> dict[str, Any]:
-        return self._row(ticket, status, error=error)
 
     def _summarize(self, report: RunReport, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]]) -> None:
         fields = schema_fields(self.prompt.response_schema)
