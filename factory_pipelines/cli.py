@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
 from factory_pipelines.settings import REPO_ROOT, Settings, get_settings, turn_off_telemetry
 
@@ -40,6 +41,7 @@ def _days(settings: Settings, start: datetime | None, end: datetime | None) -> l
 
 agents = typer.Typer(help="Agents declared by manifest: list, show, validate.", no_args_is_help=True)
 app.add_typer(agents, name="agents")
+register_governance(app)
 
 
 @agents.command("list")

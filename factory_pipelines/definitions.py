@@ -9,8 +9,9 @@ import dagster as dg
 from factory_pipelines.defs.agents.assets import build_agent_asset, missing_feeds
 from factory_pipelines.defs.contracts.checks import contract_check, quarantine_rate_check
 from factory_pipelines.defs.features.assets import build_feature_assets
+from factory_pipelines.defs.governance.assets import build_governance_assets, build_review_sensor
 from factory_pipelines.defs.ingestion.assets import build_raw_asset
-from factory_pipelines.defs.jobs import build_jobs
+from factory_pipelines.defs.jobs import REVIEW_JOB, build_jobs
 from factory_pipelines.defs.models.assets import build_model_assets
 from factory_pipelines.defs.partitions import daily_partitions
 from factory_pipelines.defs.registry.assets import build_registry_assets
@@ -54,13 +55,20 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         agents = {n: m for n, m in load_manifests(settings.manifests_dir).items()
                   if m.stage != "retired" and not missing_feeds(m, set(staged))}
         assets += [build_agent_asset(m, settings.manifests_dir / f"{n}.yaml", partitions, set(staged), check_keys,
-                                     settings.labels_dir, settings.response_cache) for n, m in agents.items()]
-    jobs, schedules = build_jobs(settings.executor, [n for n, m in agents.items() if m.runs_on_schedule])
+                                     settings.labels_dir, settings.response_cache, settings.policies_dir)
+                   for n, m in agents.items()]
+    governance = build_governance_assets(settings.manifests_dir) if agents else []
+    assets += governance[:1]
+    checks += governance[1:]
+    jobs, schedules = build_jobs(settings.executor, [n for n, m in agents.items() if m.runs_on_schedule],
+                                 governance=bool(governance))
+    review_jobs = [j for j in jobs if j.name == REVIEW_JOB]
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
+        sensors=[build_review_sensor(j) for j in review_jobs],
         resources=build_resources(settings),
     )
 

@@ -181,9 +181,13 @@ def agents_table(outcomes: list[PartitionOutcome], holdout_days: list[str]) -> T
             f"{total('model_calls'):.0f} ({total('cache_hits'):.0f} from cache)",
             f"{total('tokens_in'):.0f} in, {total('tokens_out'):.0f} out", f"{total('cost_usd'):.5f}",
             f"{total('tickets') / max(total('wall_s'), 1e-9):.1f}",
+            f"{total('gate_allowed'):.0f} / {total('gate_denied'):.0f} / {total('gate_escalated'):.0f}"
+            + (f" ({total('policy_alerts'):.0f} ALERTS)" if total("policy_alerts") else ""),
+            ", ".join(sorted({str(m.get("policy_set")) for _, m in runs if m.get("policy_set")})) or "-",
         ])
     labels = ["days", "tickets decided", "tickets not decided", "actions", "accuracy, held-out days",
-              "accuracy, all days", "model calls", "tokens", "cost (USD)", "tickets per second"]
+              "accuracy, all days", "model calls", "tokens", "cost (USD)", "tickets per second",
+              "tool calls allowed / denied / escalated", "policy set"]
     for n, label in enumerate(labels):
         table.add_row(label, *(column[n] for column in columns))
     return table

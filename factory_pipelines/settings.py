@@ -116,6 +116,18 @@ class Settings(BaseSettings):
     demo_tickets_per_day: int = Field(150, ge=1)
     demo_customers: int = Field(400, ge=1)
 
+    # Governance: the policy gate, kill switches, the review queue and the audit log.
+    policies_dir: Path = Field(
+        REPO_ROOT / "factory_pipelines" / "policies", description="Cedar schema, policy sets and gate.yaml."
+    )
+    kill_switches_file: Path | None = Field(
+        None, description="Kill-switch journal (JSON lines); default <home>/governance/kill_switches.jsonl."
+    )
+    review_ttl_hours: float = Field(72.0, gt=0, description="Escalations not decided within this are denied.")
+    audit_anchor: Path | None = Field(
+        None, description="Last audit entry (seq and hash), to detect a truncated log; default <home>/governance/audit_head."
+    )
+
     # Feature freshness: features older than this are stale for agents.
     feature_ttl_days: int = Field(30, ge=1)
 
@@ -134,6 +146,8 @@ class Settings(BaseSettings):
             "labels_dir": self.labels_dir or home / "demo_truth" / "tickets",
             "model_dir": self.model_dir or home / "models",
             "dagster_home": self.dagster_home or home / "dagster",
+            "kill_switches_file": self.kill_switches_file or home / "governance" / "kill_switches.jsonl",
+            "audit_anchor": self.audit_anchor or home / "governance" / "audit_head",
         }
         for key, value in derived.items():
             object.__setattr__(self, key, value)

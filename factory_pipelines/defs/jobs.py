@@ -11,11 +11,13 @@ import dagster as dg
 DATA_PLANE_JOB = "data_plane_job"
 MODELS_JOB = "models_job"
 AGENTS_JOB = "agents_job"
+REVIEW_JOB = "review_actions_job"
 
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
-def build_jobs(executor: str, scheduled_agents: list[str]) -> tuple[list[Any], list[dg.ScheduleDefinition]]:
+def build_jobs(executor: str, scheduled_agents: list[str],
+               governance: bool = False) -> tuple[list[Any], list[dg.ScheduleDefinition]]:
     data_plane = dg.define_asset_job(
         DATA_PLANE_JOB,
         executor_def=EXECUTORS[executor],
@@ -30,6 +32,13 @@ def build_jobs(executor: str, scheduled_agents: list[str]) -> tuple[list[Any], l
         description="Sync prompt files to the MLflow Prompt Registry and train, register and promote the classifier.",
     )
     jobs: list[Any] = [data_plane, models]
+    if governance:
+        jobs.append(dg.define_asset_job(
+            REVIEW_JOB,
+            executor_def=dg.in_process_executor,
+            selection=dg.AssetSelection.groups("governance"),
+            description="Sweep the human review queue: expire overdue escalations, execute approved ones exactly once.",
+        ))
     schedules = [
         dg.build_schedule_from_partitioned_job(
             data_plane, name="data_plane_daily_schedule", hour_of_day=2,

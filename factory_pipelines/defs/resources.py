@@ -3,6 +3,7 @@
 from typing import Any
 
 from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.governance import PolicyEngineResource
 from factory_pipelines.resources.llm import LLMResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
@@ -24,4 +25,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "llm": LLMResource(model_dir=str(settings.model_dir), context_window=settings.llm_context_window,
                            threads=settings.llm_threads, usd_per_cpu_second=settings.llm_usd_per_cpu_second,
                            prices=settings.llm_prices),
+        "policy_engine": PolicyEngineResource(policies_dir=str(settings.policies_dir),
+                                              kill_switches_file=str(settings.kill_switches_file),
+                                              review_ttl_hours=settings.review_ttl_hours,
+                                              audit_anchor=str(settings.audit_anchor)),
     }

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from factory_pipelines.lib.manifests import AgentManifest
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS agents.tool_calls (
     verdict VARCHAR, reason VARCHAR, policies VARCHAR[], executed BOOLEAN, error VARCHAR, latency_s DOUBLE,
     run_id VARCHAR, partition DATE, called_at TIMESTAMPTZ DEFAULT current_timestamp)
 """
+TOOL_CALLS_GOVERNANCE = {  # columns added by the policy gate (kept as ALTERs so older warehouses upgrade in place)
+    "policy_hash": "VARCHAR", "shadow_verdict": "VARCHAR", "shadow_policies": "VARCHAR[]", "cedar_request": "JSON",
+    "output": "JSON"}
 CACHE_DDL = """
 CREATE TABLE IF NOT EXISTS agents.model_cache (
     key VARCHAR PRIMARY KEY, model_version VARCHAR, prompt VARCHAR, result JSON,
@@ -108,6 +112,9 @@ class RunReport:
     statuses: Counter = field(default_factory=Counter)
     actions: Counter = field(default_factory=Counter)
     tool_calls: Counter = field(default_factory=Counter)
+    verdicts: Counter = field(default_factory=Counter)  # policy gate: allow / deny / escalate per call
+    policy_alerts: int = 0
+    policy_hash: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
@@ -237,6 +244,9 @@ class AgentRunner:
                 report.stopped = f"budget spent at ticket {n + 1} of {len(tickets)}: {exc}"
                 rows.append(self._row(ticket, "deferred", error=str(exc)))
         report.wall_s = time.perf_counter() - started
+        report.verdicts = Counter(r["verdict"] or "error" for r in self.toolbox.records)
+        report.policy_alerts = sum(1 for r in self.toolbox.records if "cedar/error" in (r["policies"] or []))
+        report.policy_hash = getattr(self.toolbox.gate, "policy_hash", "")
         self._summarize(report, rows, labels or {})
         return report, rows
 
@@ -306,11 +316,12 @@ class AgentRunner:
         args = CONTEXT_ARGS[tool](facts)
         if args is None:
             return
-        result = self.toolbox.call(tool, tid, args)
+        result = self.toolbox.call(tool, tid, args, context={"facts": facts})
         if result.status != "ok" or result.output is None:
             return
         if tool == "customer_features":
             facts["features"] = dict(result.output["features"])
+            facts["feature_times"] = dict(result.output.get("event_times") or {})
         elif tool == "kb_search":
             passages = result.output["passages"]
             facts["retrieval"] = {"top_score": passages[0]["score"] if passages else 0.0, "passages": passages,
@@ -487,13 +498,20 @@ def ensure_agent_tables(con: Any) -> None:
     ensure_effect_tables(con)
     for ddl in (DECISIONS_DDL, TOOL_CALLS_DDL, CACHE_DDL):
         con.execute(ddl)
+    for column, kind in TOOL_CALLS_GOVERNANCE.items():
+        con.execute(f"ALTER TABLE agents.tool_calls ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
-def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]]) -> None:
-    """Replace the day's decisions of the agent; append its tool calls (an audit log keeps every attempt)."""
+def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
+                  anchor: Path | None = None) -> None:
+    """Replace the day's decisions of the agent; append its tool calls, and one audit event per call (policy
+    decision and result) to the hash-chained audit log, in the same commit."""
     import pandas as pd
 
+    from factory_pipelines.lib.audit import append, ensure_audit_log, save_anchor
+
     ensure_agent_tables(con)
+    ensure_audit_log(con)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM agents.decisions WHERE agent = ? AND partition = ?", [agent, partition])
@@ -502,7 +520,20 @@ def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any
                 con.register("new_rows", pd.DataFrame(records))
                 con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
                 con.unregister("new_rows")
+        append(con, [tool_call_event(r) for r in tool_calls])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    if anchor is not None:
+        save_anchor(con, anchor)
+
+
+def tool_call_event(record: dict[str, Any]) -> Any:
+    """The audit event of one tool call: who called what, the policy decision, and what happened."""
+    from factory_pipelines.lib.audit import AuditEvent
+
+    keys = ("agent", "tool", "tool_version", "ticket_id", "status", "verdict", "reason", "policies", "policy_hash",
+            "shadow_verdict", "executed", "error", "run_id", "partition")
+    payload = {k: record.get(k) for k in keys} | {"arguments": json.loads(record["arguments"])}
+    return AuditEvent("tool_call", f"agent:{record['agent']}", f"ticket:{record['ticket_id']}", payload)

@@ -9,10 +9,11 @@ the call (a row for `agents.tool_calls` and a span on the ticket's trace). Nothi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,7 @@ from factory_pipelines.lib.outbox import canonical, execute_once
 from factory_pipelines.lib.retrieval import KbIndex
 from factory_pipelines.lib.tools import CATALOG, ToolSpec
 
+TIMESTAMP_SUFFIX = "__ts"  # Feast's suffix for a feature's event time (epoch seconds) in online responses
 EFFECT_DDL = [
     "CREATE SCHEMA IF NOT EXISTS agents",
     """CREATE TABLE IF NOT EXISTS agents.refunds (refund_id VARCHAR PRIMARY KEY, agent VARCHAR, ticket_id VARCHAR,
@@ -43,14 +45,25 @@ class BudgetExhausted(RuntimeError):
 
 @dataclass
 class Budget:
-    """What one agent run may spend (manifest `budgets`); every model and tool call is charged here."""
+    """What one agent run may spend (manifest `budgets`); every model and tool call is charged here, and a
+    refund's amount is reserved before it runs (released if it fails). Money is in cents."""
 
     max_tokens: int
     max_tool_calls: int
     max_cost_usd: float
+    refund_run_max_cents: int = 0
+    refund_day_max_cents: int = 0
+    refund_day_used_cents: int = 0  # refunds of the day before this run (all runs of the agent)
     tokens: int = 0
     tool_calls: int = 0
     cost_usd: float = 0.0
+    refund_run_used_cents: int = 0
+
+    @classmethod
+    def from_manifest(cls, budgets: Any, refund_day_used_cents: int = 0) -> Budget:
+        return cls(budgets.max_tokens, budgets.max_tool_calls, budgets.max_cost_usd,
+                   int(budgets.max_refund_usd_per_run * 100), int(budgets.max_refund_usd_per_day * 100),
+                   refund_day_used_cents)
 
     def charge_tool_call(self, tool: str) -> None:
         if self.tool_calls >= self.max_tool_calls:
@@ -67,12 +80,29 @@ class Budget:
         self.tokens += tokens
         self.cost_usd += cost_usd
 
+    def reserve_refund(self, amount_cents: int) -> None:
+        self.refund_run_used_cents += amount_cents
+        self.refund_day_used_cents += amount_cents
+
+    def release_refund(self, amount_cents: int) -> None:
+        self.reserve_refund(-amount_cents)
+
+    def cedar(self) -> dict[str, int]:
+        """What the policies see of the budget (context.budget)."""
+        return {"tool_calls_used": self.tool_calls, "tool_calls_max": self.max_tool_calls,
+                "refund_run_used_cents": self.refund_run_used_cents, "refund_run_max_cents": self.refund_run_max_cents,
+                "refund_day_used_cents": self.refund_day_used_cents, "refund_day_max_cents": self.refund_day_max_cents}
+
 
 @dataclass(frozen=True)
 class Verdict:
     decision: Literal["allow", "deny", "escalate"]
     reason: str
     policies: tuple[str, ...] = ()
+    policy_hash: str = ""  # <set>@<hash> of the policy set that decided
+    request: dict[str, Any] | None = None  # the Cedar request, kept for explain and replay
+    shadow: str | None = None  # outcome with log-only policies enforced too, when different
+    shadow_policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,21 +118,6 @@ class ToolRequest:
 
 class Gate(Protocol):
     def check(self, request: ToolRequest) -> Verdict: ...
-
-
-@dataclass(frozen=True)
-class ManifestGate:
-    """The gate before governance: the manifest's tool list and its kill switch, nothing more."""
-
-    tools: frozenset[str]
-    kill_switch: bool = False
-
-    def check(self, request: ToolRequest) -> Verdict:
-        if self.kill_switch:
-            return Verdict("deny", "the agent's kill switch is on", ("kill_switch",))
-        if request.tool.name not in self.tools:
-            return Verdict("deny", f"{request.tool.name} is not among the agent's tools", ("manifest_tools",))
-        return Verdict("allow", "listed in the manifest", ("manifest_tools",))
 
 
 @dataclass
@@ -132,9 +147,11 @@ Implementation = Callable[[Any, ToolEnv], dict[str, Any]]
 def _customer_features(args: Any, env: ToolEnv) -> dict[str, Any]:
     entity = {"customer_id": args.customer_id} | ({"ticket_id": args.ticket_id} if args.ticket_id else {})
     values = env.online_features(entity)
-    features = {k: v for k, v in values.items() if k not in entity}
+    features = {k: v for k, v in values.items() if k not in entity and not k.endswith(TIMESTAMP_SUFFIX)}
+    times = {k.removesuffix(TIMESTAMP_SUFFIX): datetime.fromtimestamp(v, UTC).isoformat()
+             for k, v in values.items() if k.endswith(TIMESTAMP_SUFFIX) and v and features.get(k.removesuffix(TIMESTAMP_SUFFIX)) is not None}
     return {"customer_id": args.customer_id, "ticket_id": args.ticket_id, "features": features,
-            "feature_service": env.feature_service}
+            "feature_service": env.feature_service, "event_times": times}
 
 
 def _kb_search(args: Any, env: ToolEnv) -> dict[str, Any]:
@@ -157,10 +174,10 @@ def _order_lookup(args: Any, env: ToolEnv) -> dict[str, Any]:
     return {"order_id": args.order_id, "found": True, **dict(zip(keys, row, strict=True))}
 
 
-def _effect_id(prefix: str, request: ToolRequest) -> str:
+def _effect_id(prefix: str, agent: str, ticket_id: str, tool: str, args: BaseModel) -> str:
     import hashlib
 
-    text = f"{request.agent}|{request.ticket_id}|{request.tool.name}|{canonical(request.arguments)}"
+    text = f"{agent}|{ticket_id}|{tool}|{canonical(args)}"
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -194,6 +211,7 @@ class Toolbox:
     budget: Budget
     run_id: str
     partition: str
+    review_ttl_hours: float = 72.0  # escalated calls wait this long for a reviewer
     records: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, Implementation] = field(default_factory=dict)  # tests: a tool that raises, and so on
 
@@ -216,12 +234,19 @@ class Toolbox:
                 result = self._call(spec, ticket_id, arguments, context or {})
             except (ToolCallError, BudgetExhausted) as exc:
                 record |= {"status": "error", "error": str(exc)[:1000], "latency_s": time.perf_counter() - started}
+                if isinstance(exc, BudgetExhausted):
+                    record |= {"verdict": "deny", "reason": str(exc), "policies": ["budget/tool_calls"]}
                 self.records.append(record)
                 span.set_attributes({"error": str(exc)[:500]})
                 span.set_status("ERROR")
                 raise
-            record |= {"status": result.status, "verdict": result.verdict.decision, "reason": result.verdict.reason,
-                       "policies": list(result.verdict.policies), "executed": result.executed,
+            verdict = result.verdict
+            record |= {"status": result.status, "verdict": verdict.decision, "reason": verdict.reason,
+                       "policies": list(verdict.policies), "executed": result.executed,
+                       "policy_hash": verdict.policy_hash, "shadow_verdict": verdict.shadow,
+                       "shadow_policies": list(verdict.shadow_policies),
+                       "cedar_request": json.dumps(verdict.request) if verdict.request else None,
+                       "output": json.dumps(result.output, default=str) if result.output is not None else None,
                        "latency_s": time.perf_counter() - started}
             self.records.append(record)
             span.set_outputs(result.output)
@@ -237,18 +262,25 @@ class Toolbox:
         self.budget.charge_tool_call(spec.name)
         request = ToolRequest(self.agent, ticket_id, spec, args, context)
         verdict = self.gate.check(request)
-        if verdict.decision != "allow":
-            return ToolResult(spec.name, "denied" if verdict.decision == "deny" else "escalated", None, verdict, False)
+        if verdict.decision == "deny":
+            return ToolResult(spec.name, "denied", None, verdict, False)
+        if verdict.decision == "escalate":
+            return self._escalate(request, verdict)
+        reserved = (verdict.request or {}).get("context", {}).get("amount_cents", 0) if spec.name == "issue_refund" else 0
+        self.budget.reserve_refund(reserved)
         try:
             if spec.name in self.overrides:
                 output, executed = self.overrides[spec.name](args, self.env), True
             elif spec.side_effect:
-                output, executed = self._side_effect(spec, request)
+                done = perform_effect(self.env.con, self.agent, ticket_id, spec, args, self.run_id, self.partition)
+                output, executed = done.result, done.executed
             else:
                 output, executed = IMPLEMENTATIONS[spec.name](args, self.env), True
         except ToolCallError:
+            self.budget.release_refund(reserved)
             raise
         except Exception as exc:  # the tool itself failed: name it, keep the cause
+            self.budget.release_refund(reserved)
             raise ToolCallError(f"{spec.name} raised {type(exc).__name__}: {exc}") from exc
         try:
             checked = spec.output.model_validate(output).model_dump(mode="json")
@@ -256,18 +288,35 @@ class Toolbox:
             raise ToolCallError(f"{spec.name}: output breaks its schema: {_problems(exc)}") from exc
         return ToolResult(spec.name, "ok", checked, verdict, executed)
 
-    def _side_effect(self, spec: ToolSpec, request: ToolRequest) -> tuple[dict[str, Any], bool]:
-        prefix, sql, values, id_field = EFFECTS[spec.name]
-        effect_id = _effect_id(prefix, request)
+    def _escalate(self, request: ToolRequest, verdict: Verdict) -> ToolResult:
+        """The call waits in the review queue (once per idempotency key); if a reviewer already approved it
+        and it ran, its stored result is returned and nothing runs again."""
+        from factory_pipelines.lib.review import enqueue
 
-        def act(con: Any) -> dict[str, Any]:
-            con.execute(sql, [effect_id, self.agent, request.ticket_id, *values(request.arguments)])
-            return {id_field: effect_id} | ({"status": "issued"} if spec.name == "issue_refund" else {})
+        item = enqueue(self.env.con, request, verdict, run_id=self.run_id, partition=self.partition,
+                       ttl_hours=self.review_ttl_hours)
+        if item["status"] == "executed":
+            return ToolResult(request.tool.name, "ok", json.loads(item["result"]), verdict, False)
+        return ToolResult(request.tool.name, "escalated", {"review_item": item["item_id"], "status": item["status"]},
+                          verdict, False)
 
-        done = execute_once(self.env.con, agent=self.agent, ticket_id=request.ticket_id, tool=spec.name,
-                            tool_version=spec.version, arguments=request.arguments, effect=act, run_id=self.run_id,
-                            partition=self.partition)
-        return done.result, done.executed
+
+def perform_effect(con: Any, agent: str, ticket_id: str, spec: ToolSpec, args: BaseModel, run_id: str | None,
+                   partition: str | None, also: Callable[[Any, dict[str, Any]], None] | None = None) -> Any:
+    """A side effect through the outbox: at most once per key; `also(con, result)` runs in the same transaction
+    (the review queue marks an approved item executed with it)."""
+    prefix, sql, values, id_field = EFFECTS[spec.name]
+    effect_id = _effect_id(prefix, agent, ticket_id, spec.name, args)
+
+    def act(tx: Any) -> dict[str, Any]:
+        tx.execute(sql, [effect_id, agent, ticket_id, *values(args)])
+        result = {id_field: effect_id} | ({"status": "issued"} if spec.name == "issue_refund" else {})
+        if also is not None:
+            also(tx, result)
+        return result
+
+    return execute_once(con, agent=agent, ticket_id=ticket_id, tool=spec.name, tool_version=spec.version,
+                        arguments=args, effect=act, run_id=run_id, partition=partition)
 
 
 def ensure_effect_tables(con: Any) -> None:

@@ -27,6 +27,7 @@ class CustomerFeaturesOut(_Strict):
     ticket_id: str | None = None
     features: dict[str, str | int | float | bool | None]
     feature_service: str
+    event_times: dict[str, str] = Field(default_factory=dict, description="Feature -> event time (ISO, UTC).")
 
 
 class KbSearchIn(_Strict):
@@ -109,7 +110,7 @@ class ToolSpec(_Strict):
 CATALOG: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
-        ToolSpec(name="customer_features", version="1.1.0", input=CustomerFeaturesIn, output=CustomerFeaturesOut,
+        ToolSpec(name="customer_features", version="1.2.0", input=CustomerFeaturesIn, output=CustomerFeaturesOut,
                  side_effect=False, description="The customer's (and ticket's) online features from the agent's Feast service."),
         ToolSpec(name="kb_search", version="1.0.0", input=KbSearchIn, output=KbSearchOut, side_effect=False,
                  description="BM25 search over the knowledge base; passages with article ids to cite."),

@@ -124,11 +124,13 @@ class FeatureStoreResource(dg.ConfigurableResource):
         return max((end for _, end in intervals), default=None)
 
     def online_features(
-        self, entity_rows: list[dict[str, Any]], service: str = DEFAULT_SERVICE
+        self, entity_rows: list[dict[str, Any]], service: str = DEFAULT_SERVICE, timestamps: bool = False
     ) -> dict[str, list[Any]]:
-        """Features for one or many entities at agent run time, from the online store."""
+        """Features for one or many entities at agent run time, from the online store (with `timestamps`, each
+        feature's event time in epoch seconds as `<feature>__ts`, for freshness)."""
         store = self.store
-        return store.get_online_features(features=_service(store, service), entity_rows=entity_rows).to_dict()
+        response = store.get_online_features(features=_service(store, service), entity_rows=entity_rows)
+        return response.to_dict(include_event_timestamps=timestamps)
 
     def feature_names(self, service: str = DEFAULT_SERVICE) -> list[str]:
         """The names a service returns (without view prefixes), in order."""

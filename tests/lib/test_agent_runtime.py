@@ -16,11 +16,14 @@ import duckdb
 import pytest
 
 from factory_pipelines.lib.agent_runtime import AgentRunner, ResolvedPrompt, write_results
+from factory_pipelines.lib.gate import CedarGate, load_gate_config
+from factory_pipelines.lib.kill_switches import KillSwitches
 from factory_pipelines.lib.manifests import load_manifest
+from factory_pipelines.lib.policy import PolicyEngine
 from factory_pipelines.lib.prompts import PromptError, load_prompt_file
 from factory_pipelines.lib.retrieval import KbIndex
 from factory_pipelines.lib.rules import load_rules
-from factory_pipelines.lib.toolbox import Budget, ManifestGate, Toolbox, ToolCallError, ToolEnv
+from factory_pipelines.lib.toolbox import Budget, Toolbox, ToolCallError, ToolEnv
 from factory_pipelines.resources.llm import OpenAICompatibleProvider, ScriptedProvider
 from factory_pipelines.settings import PACKAGE_DIR
 
@@ -35,7 +38,10 @@ ARTICLES = [
     {"article_id": "KB-003", "title": "Reset your password", "updated_at": "2026-11-01",
      "body": "Choose Forgot password on the login page; the link is valid for 30 minutes."},
 ]
-FEATURES = {"plan": "pro", "tenure_days": 400, "spend_30d": 120.0}
+POLICIES = PACKAGE_DIR / "policies"
+FRESH = int(__import__("datetime").datetime(2026, 11, 3, 12, tzinfo=__import__("datetime").UTC).timestamp())
+FEATURES = {"plan": "pro", "tenure_days": 400, "spend_30d": 120.0, "lifetime_spend": 900.0, "refunds_90d": 0,
+            "plan__ts": FRESH, "tenure_days__ts": FRESH}
 
 
 def ticket(n: int, subject: str, body: str, order_id: str = "") -> dict[str, Any]:
@@ -86,7 +92,8 @@ def experiment(tracking_uri: str, request: pytest.FixtureRequest) -> str:
 
 
 def make_runner(con: Any, provider: Any, *, manifest_changes: dict[str, Any] | None = None,
-                prompt: ResolvedPrompt | None = None, overrides: dict[str, Any] | None = None) -> AgentRunner:
+                prompt: ResolvedPrompt | None = None, overrides: dict[str, Any] | None = None,
+                switches: KillSwitches | None = None) -> AgentRunner:
     manifest = load_manifest(AGENTS / "manifests" / "support_triage.yaml")
     manifest = manifest.model_validate({**manifest.model_dump(), "decision": {"rules": "support_triage"},
                                         **(manifest_changes or {})})
@@ -94,10 +101,12 @@ def make_runner(con: Any, provider: Any, *, manifest_changes: dict[str, Any] | N
     env = ToolEnv(con=con, kb=KbIndex(ARTICLES), feature_service="support_agent_v1",
                   as_of=__import__("datetime").datetime(2026, 11, 4),
                   online_features=lambda entity: dict(FEATURES), online_features_many=lambda es: [dict(FEATURES)] * len(es))
-    b = manifest.budgets
-    toolbox = Toolbox(manifest.name, env, ManifestGate(frozenset(manifest.tools), manifest.kill_switch),
-                      Budget(b.max_tokens, b.max_tool_calls, b.max_cost_usd), run_id="run-1", partition=DAY,
-                      overrides=overrides or {})
+    budget = Budget.from_manifest(manifest.budgets)
+    switches = switches or KillSwitches(Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
+                                                         "current_database()").fetchone()[0]).parent / "switches")
+    gate = CedarGate.for_agent(manifest, PolicyEngine.load(POLICIES, manifest.policy_set), switches,
+                               load_gate_config(POLICIES), con, budget, as_of=env.as_of)
+    toolbox = Toolbox(manifest.name, env, gate, budget, run_id="run-1", partition=DAY, overrides=overrides or {})
     import yaml
 
     return AgentRunner(

@@ -19,6 +19,7 @@ import yaml
 
 from factory_pipelines.lib.manifests import MODEL_URI, AgentManifest
 from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.governance import PolicyEngineResource
 from factory_pipelines.resources.llm import LLMResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
@@ -102,12 +103,19 @@ def _agent_files(manifest: AgentManifest, manifest_path: Path) -> list[Path]:
 
 def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: dg.PartitionsDefinition,
                       staged: set[str], check_keys: list[dg.AssetCheckKey], labels_dir: Path,
-                      response_cache: bool) -> dg.AssetsDefinition:
-    """The run asset of one agent manifest."""
+                      response_cache: bool, policies_dir: Path) -> dg.AssetsDefinition:
+    """The run asset of one agent manifest; its policy set is validated here, so a bad one fails the load."""
+    from factory_pipelines.lib.policy import PolicyEngine, PolicyError
+
     files = _agent_files(manifest, manifest_path)
     for path in files:
         if not path.exists():
             raise FileNotFoundError(f"{manifest_path}: agent {manifest.name} needs {path}, which does not exist")
+    try:
+        engine = PolicyEngine.load(policies_dir, manifest.policy_set)
+    except PolicyError as exc:
+        raise PolicyError(f"{manifest_path}: agent {manifest.name}, policy_set {manifest.policy_set!r}: {exc}") from exc
+    files += [policies_dir / f for f in engine.files]
     inputs = [dg.AssetKey(["staging", t]) for t in INPUTS if t in staged]
     deps = [*inputs, dg.AssetKey(["features", "online_store"]), dg.AssetKey(["registry", "prompt_versions"])]
     if manifest.decision.first_pass:
@@ -128,16 +136,18 @@ def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: 
         pool=MODEL_POOL,
         description=f"{manifest.description} Agent {manifest.name} v{manifest.version} ({manifest.stage}); "
                     f"model {manifest.model.provider}/{manifest.model.name}; prompt {manifest.prompt}; tools "
-                    f"{', '.join(manifest.tools)}. Writes agents.decisions and agents.tool_calls.",
+                    f"{', '.join(manifest.tools)}; every tool call authorized by Cedar policy set "
+                    f"{manifest.policy_set} ({engine.hash}). Writes agents.decisions and agents.tool_calls.",
     )
     def agent_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource, feature_store: FeatureStoreResource,
-                  tracking: TrackingResource, llm: LLMResource) -> dg.MaterializeResult:
+                  tracking: TrackingResource, llm: LLMResource,
+                  policy_engine: PolicyEngineResource) -> dg.MaterializeResult:
         failed = failed_upstream_checks(context, guarded)
         if failed:
             raise dg.Failure(f"{manifest.name} not run for {context.partition_key}: blocking contract(s) of its "
                              f"inputs did not pass: {', '.join(failed)}", metadata={"failed_checks": failed})
-        report = run_agent(context, manifest, manifest_path, warehouse, feature_store, tracking, llm, labels_dir,
-                           response_cache)
+        report = run_agent(context, manifest, manifest_path, warehouse, feature_store, tracking, llm, policy_engine,
+                           labels_dir, response_cache)
         metadata = report_metadata(report)
         if report.errors:
             raise dg.Failure(
@@ -151,13 +161,15 @@ def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: 
 
 def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manifest_path: Path,
               warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
-              llm: LLMResource, labels_dir: Path, response_cache: bool) -> Any:
-    """Resolve prompt, model and tools for the day, decide every ticket, write the results."""
+              llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool) -> Any:
+    """Resolve prompt, model, tools and policies for the day, decide every ticket, write the results."""
     from factory_pipelines.lib.agent_runtime import AgentRunner, write_results
     from factory_pipelines.lib.classifier import read_labels
+    from factory_pipelines.lib.gate import CedarGate, record_policy_set, refunds_used_cents
+    from factory_pipelines.lib.kill_switches import sync_audit
     from factory_pipelines.lib.retrieval import KbIndex
     from factory_pipelines.lib.rules import load_rules
-    from factory_pipelines.lib.toolbox import Budget, ManifestGate, Toolbox, ToolEnv
+    from factory_pipelines.lib.toolbox import Budget, Toolbox, ToolEnv
     from factory_pipelines.resources.llm import model_version
 
     day = context.partition_key
@@ -177,16 +189,22 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
         articles = con.execute(KB_SQL, {"day": day}).df().to_dict("records") if "kb_search" in manifest.tools else []
         service = manifest.feature_service
 
-        def features_many(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            columns = feature_store.online_features(entities, service) if entities else {}
+        def features_many(entities: list[dict[str, Any]], timestamps: bool = False) -> list[dict[str, Any]]:
+            columns = feature_store.online_features(entities, service, timestamps) if entities else {}
             return [{k: v[i] for k, v in columns.items()} for i in range(len(entities))]
 
         env = ToolEnv(con=con, kb=KbIndex(articles) if articles else None, feature_service=service, as_of=as_of,
-                      online_features=lambda entity: features_many([entity])[0], online_features_many=features_many)
-        budgets = manifest.budgets
-        toolbox = Toolbox(manifest.name, env, ManifestGate(frozenset(manifest.tools), manifest.kill_switch),
-                          Budget(budgets.max_tokens, budgets.max_tool_calls, budgets.max_cost_usd),
-                          run_id=context.run.run_id, partition=day)
+                      online_features=lambda entity: features_many([entity], timestamps=True)[0],
+                      online_features_many=features_many)
+        engine = policy_engine.engine(manifest.policy_set)
+        switches = policy_engine.switches()
+        config = policy_engine.gate_config()
+        sync_audit(con, switches)
+        record_policy_set(con, engine, actor=f"run:{context.run.run_id[:8]}")
+        budget = Budget.from_manifest(manifest.budgets, refunds_used_cents(con, manifest.name, day, config))
+        gate = CedarGate.for_agent(manifest, engine, switches, config, con, budget, as_of=as_of)
+        toolbox = Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day,
+                          review_ttl_hours=policy_engine.review_ttl_hours)
         runner = AgentRunner(manifest, prompt, provider, version, toolbox, rules=rules, first_pass=first_pass,
                              reply_templates=replies, reply_prompt=reply_prompt, use_cache=response_cache,
                              feature_names=feature_store.feature_names(manifest.feature_service)
@@ -195,7 +213,7 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
                                          "agent_version": manifest.version, "prompt": f"{prompt.name}/{prompt.version}",
                                          "model_version": version})
         report, rows = runner.run(tickets, read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {})
-        write_results(con, manifest.name, day, rows, toolbox.records)
+        write_results(con, manifest.name, day, rows, toolbox.records, anchor=Path(policy_engine.audit_anchor))
     import mlflow
 
     mlflow.flush_trace_async_logging()
@@ -209,6 +227,9 @@ def report_metadata(report: Any) -> dict[str, Any]:
         "not_decided": len(report.errors), "statuses": dg.MetadataValue.json(dict(report.statuses)),
         "actions": dg.MetadataValue.json(dict(report.actions)),
         "tool_calls": dg.MetadataValue.json(dict(report.tool_calls)),
+        "gate_allowed": report.verdicts.get("allow", 0), "gate_denied": report.verdicts.get("deny", 0),
+        "gate_escalated": report.verdicts.get("escalate", 0), "policy_alerts": report.policy_alerts,
+        "policy_set": report.policy_hash,
         "model_calls": report.model_calls, "cache_hits": report.cache_hits,
         "tokens_in": report.tokens_in, "tokens_out": report.tokens_out, "cost_usd": round(report.cost_usd, 6),
         "latency_p50_s": round(report.percentile(0.5), 4), "latency_p95_s": round(report.percentile(0.95), 4),

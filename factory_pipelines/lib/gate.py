@@ -1,0 +1,289 @@
+"""The policy gate: every tool call becomes a Cedar request, and the answer is allow, deny or escalate.
+
+`CedarGate.check` is what `Toolbox.call` asks before a tool runs. Kill switches come first (a switch
+that covers the call denies it, whatever the policies say). Then the call is built into a request:
+principal = the agent (stage, version, granted tools), action = the tool, resource = the target
+(customer, order or ticket), context = the validated arguments, the customer's features, a risk score
+(`policies/gate.yaml`), the budget used so far, and the data behind the call (did the partition's
+contracts pass, how old are the features). Facts the policies need and the model could lie about (whose
+order it is, what a reply contains) are looked up or scanned here, never taken from the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from factory_pipelines.lib.kill_switches import KillSwitches
+from factory_pipelines.lib.policy import PolicyDecision, PolicyEngine
+from factory_pipelines.lib.rules import Condition
+from factory_pipelines.lib.toolbox import Budget, ToolRequest, Verdict
+
+GATE_CONFIG = "gate.yaml"
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+CUSTOMER_REF = re.compile(r"\bC-[0-9]{3,}\b")
+ORDER_REF = re.compile(r"\bO-[0-9]{4,}\b")
+SPELLED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\bat\b)\s*", re.IGNORECASE)
+SPELLED_DOT = re.compile(r"\s*(?:\[dot\]|\(dot\)|\bdot\b)\s*", re.IGNORECASE)
+
+
+class Signal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    when: Condition
+    points: int = Field(ge=0, le=100)
+
+
+class GateConfig(BaseModel):
+    """`policies/gate.yaml`: how facts become Cedar context (risk signals, secrets, currencies)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signals: list[Signal] = Field(default_factory=list, description="Risk signals; points add up to at most 100.")
+    secret_patterns: dict[str, str] = Field(default_factory=dict, description="name -> regex of a credential.")
+    allowed_email_domains: list[str] = Field(default_factory=list, description="Our own addresses, fine in replies.")
+    usd_per_unit: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
+
+    def compiled_secrets(self) -> list[tuple[str, re.Pattern[str]]]:
+        return [(name, re.compile(rx)) for name, rx in self.secret_patterns.items()]
+
+
+def load_gate_config(root: Path) -> GateConfig:
+    from pydantic import ValidationError
+
+    from factory_pipelines.lib.config_files import read_mapping
+
+    path = Path(root) / GATE_CONFIG
+    try:
+        return GateConfig.model_validate(read_mapping(path, "gate config", ValueError))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: {problems}") from exc
+
+
+@dataclass(frozen=True)
+class ReplyScan:
+    secrets: list[str]
+    other_customer_refs: list[str]
+
+
+def scan_reply(body: str, customer_id: str, own_email: str | None, order_owner: Callable[[str], str | None],
+               config: GateConfig) -> ReplyScan:
+    """Secrets and other customers' emails, ids and orders in a reply body (what `replies/*` policies judge)."""
+    secrets = [name for name, rx in config.compiled_secrets() if rx.search(body)]
+    others: list[str] = []
+    emails = set(EMAIL.findall(body))
+    if SPELLED_DOT.search(body):  # "jane dot doe at mail dot example"
+        emails |= set(EMAIL.findall(SPELLED_DOT.sub(".", SPELLED_AT.sub("@", body))))
+    for email in emails:
+        domain = email.rsplit("@", 1)[1].lower()
+        if email.lower() != (own_email or "").lower() and domain not in config.allowed_email_domains:
+            others.append(email)
+    others += [c for c in CUSTOMER_REF.findall(body) if c != customer_id]
+    for order_id in ORDER_REF.findall(body):
+        owner = order_owner(order_id)
+        if owner is not None and owner != customer_id:
+            others.append(order_id)
+    return ReplyScan(secrets, sorted(set(others)))
+
+
+def cents(amount: float | None) -> int:
+    return int(round((amount or 0) * 100))
+
+
+@dataclass
+class CedarGate:
+    """The gate of one agent run: its policy set, kill switches, budget and the data behind the run."""
+
+    engine: PolicyEngine
+    agent: str
+    stage: str
+    version: str
+    tools: list[str]
+    switches: KillSwitches
+    budget: Budget
+    config: GateConfig
+    con: Any  # the warehouse, for facts the model must not supply: order owners, customer emails
+    contracts_passed: bool = True
+    as_of: datetime | None = None
+    manifest_kill_switch: bool = False  # the manifest's own kill_switch: true stops every call
+    decisions: int = 0
+    alerts: list[str] = field(default_factory=list)
+    _entities: Any = field(default=None, init=False, repr=False)
+    _emails: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def for_agent(cls, manifest: Any, engine: PolicyEngine, switches: KillSwitches, config: GateConfig, con: Any,
+                  budget: Budget, *, as_of: datetime | None = None, contracts_passed: bool = True) -> CedarGate:
+        """The gate of one run of the agent a manifest declares."""
+        return cls(engine, manifest.name, manifest.stage, manifest.version, list(manifest.tools), switches, budget,
+                   config, con, contracts_passed=contracts_passed, as_of=as_of,
+                   manifest_kill_switch=manifest.kill_switch)
+
+    def __post_init__(self) -> None:
+        self._entities = self.engine.entities([agent_entity(self.agent, self.stage, self.version, self.tools)])
+
+    @property
+    def policy_hash(self) -> str:
+        return f"{self.engine.name}@{self.engine.hash}"
+
+    def check(self, request: ToolRequest) -> Verdict:
+        killed = "kill_switch/manifest (kill_switch: true in the agent's manifest)" if self.manifest_kill_switch \
+            else self.switches.blocking(self.agent, request.tool.name)
+        if killed:
+            return Verdict("deny", f"{request.tool.name} stopped by {killed}", (killed.split(" ")[0],),
+                           policy_hash=self.policy_hash)
+        cedar = self.request(request)
+        decision = self.engine.decide(cedar, self._entities)
+        return self.verdict(decision, cedar)
+
+    def verdict(self, decision: PolicyDecision, cedar: dict[str, Any]) -> Verdict:
+        self.decisions += 1
+        if decision.alert:
+            self.alerts.append(decision.reason)
+        return Verdict(decision.outcome, decision.reason, decision.policies, policy_hash=self.policy_hash,
+                       request=cedar, shadow=decision.shadow_outcome, shadow_policies=decision.shadow_policies)
+
+    def request(self, request: ToolRequest) -> dict[str, Any]:
+        """The Cedar request of one tool call."""
+        facts = request.context.get("facts") or {}
+        tool, args = request.tool.name, request.arguments
+        customer_id = str((facts.get("ticket") or {}).get("customer_id") or "")
+        context: dict[str, Any] = {
+            "tool": tool, "ticket_id": request.ticket_id, "risk_score": self.risk(facts),
+            "customer": _features(facts.get("features") or {}), "data": self._data(facts),
+            "budget": self.budget.cedar(),
+        }
+        if tool == "customer_features":
+            resource = {"type": "Customer", "id": args.customer_id}
+        elif tool in ("order_lookup", "issue_refund"):
+            resource = {"type": "Order", "id": args.order_id}
+        else:
+            resource = {"type": "Ticket", "id": getattr(args, "ticket_id", None) or request.ticket_id}
+        if tool == "issue_refund":
+            order = self._order(args.order_id)
+            rate = (order["amount_usd"] / order["amount"]) if order and order["amount"] else \
+                self.config.usd_per_unit.get(args.currency, 1.0)
+            context |= {"amount_cents": cents(args.amount * rate), "currency": args.currency, "order": {
+                "found": order is not None, "customer_matches": bool(order and order["customer_id"] == customer_id),
+                "amount_cents": cents(order["amount_usd"]) if order else 0,
+                "refunded_cents": cents((order["refund_amount"] or 0) * rate) if order else 0,
+                "status": (order or {}).get("status") or "unknown"}}
+        elif tool == "send_reply":
+            scan = scan_reply(args.body, customer_id, self._email(customer_id), self._owner, self.config)
+            foreign_ticket = [args.ticket_id] if args.ticket_id != request.ticket_id else []
+            context |= {"scan": {"secrets": len(scan.secrets), "other_customer_refs":
+                                 len(scan.other_customer_refs) + len(foreign_ticket), "chars": len(args.body)},
+                        "cited": len(args.cited_article_ids)}
+        elif tool == "escalate_to_human":
+            context |= {"priority": args.priority}
+        return {"principal": {"type": "Agent", "id": self.agent}, "action": {"type": "Action", "id": tool},
+                "resource": resource, "context": context}
+
+    def risk(self, facts: dict[str, Any]) -> int:
+        """Points of the risk signals that hold, at most 100; computed once per ticket."""
+        if "_risk" not in facts:
+            facts["_risk"] = min(100, sum(s.points for s in self.config.signals if s.when.holds(facts)))
+        return facts["_risk"]
+
+    def _data(self, facts: dict[str, Any]) -> dict[str, Any]:
+        times = facts.get("feature_times") or {}
+        age = -1
+        if times and self.as_of is not None:
+            oldest = min(datetime.fromisoformat(t) for t in times.values())
+            age = max(0, int((self.as_of - oldest.replace(tzinfo=None)).total_seconds() // 3600))
+        return {"contracts_passed": self.contracts_passed, "features_age_hours": age}
+
+    def _order(self, order_id: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            "SELECT customer_id, amount, amount_usd, status, refund_amount FROM staging.orders WHERE order_id = ? "
+            "ORDER BY updated_at DESC LIMIT 1", [order_id]).fetchone()
+        keys = ("customer_id", "amount", "amount_usd", "status", "refund_amount")
+        return dict(zip(keys, row, strict=True)) if row else None
+
+    def _owner(self, order_id: str) -> str | None:
+        order = self._order(order_id)
+        return order["customer_id"] if order else None
+
+    def _email(self, customer_id: str) -> str | None:
+        if customer_id not in self._emails:
+            row = self.con.execute("SELECT email FROM staging.customers WHERE customer_id = ? LIMIT 1",
+                                   [customer_id]).fetchone() if _has_table(self.con, "staging", "customers") else None
+            self._emails[customer_id] = row[0] if row else None
+        return self._emails[customer_id]
+
+
+def _features(values: dict[str, Any]) -> dict[str, Any]:
+    def whole(name: str) -> int:
+        value = values.get(name)
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    return {"known": values.get("tenure_days") is not None, "plan": str(values.get("plan") or ""),
+            "tenure_days": whole("tenure_days"), "lifetime_spend_cents": cents(values.get("lifetime_spend")),
+            "refunds_90d": whole("refunds_90d"), "refund_amount_90d_cents": cents(values.get("refund_amount_90d")),
+            "tickets_7d": whole("tickets_7d")}
+
+
+def _has_table(con: Any, schema: str, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, table]).fetchone()[0] > 0
+
+
+def refunds_used_cents(con: Any, agent: str, partition: str, config: GateConfig) -> int:
+    """Refunds already issued by an agent for a partition (every run of the day, approvals included), in cents."""
+    if not _has_table(con, "agents", "refunds") or not _has_table(con, "agents", "outbox"):
+        return 0
+    rows = con.execute(
+        "SELECT r.currency, sum(r.amount) FROM agents.refunds r JOIN agents.outbox o "
+        "ON json_extract_string(o.result, '$.refund_id') = r.refund_id "
+        "WHERE o.agent = ? AND o.partition = ? GROUP BY r.currency", [agent, partition]).fetchall()
+    return sum(cents(total * config.usd_per_unit.get(currency, 1.0)) for currency, total in rows)
+
+
+def record_policy_set(con: Any, engine: PolicyEngine, actor: str) -> bool:
+    """An audit event when a policy set is used with a hash not seen before (a policy change); True if new."""
+    from factory_pipelines.lib.audit import AuditEvent, append, ensure_audit_log
+
+    ensure_audit_log(con)
+    subject = f"policy_set:{engine.name}"
+    last = con.execute("SELECT json_extract_string(payload, '$.hash') FROM governance.audit_log "
+                       "WHERE kind = 'policy_set' AND subject = ? ORDER BY seq DESC LIMIT 1", [subject]).fetchone()
+    if last and last[0] == engine.hash:
+        return False
+    append(con, [AuditEvent("policy_set", actor, subject, {
+        "set": engine.name, "hash": engine.hash, "previous_hash": last[0] if last else None, "files": engine.files,
+        "policies": sorted(engine.policies), "log_only": sorted(i for i, p in engine.policies.items() if p.log_only)})])
+    return True
+
+
+def agent_entity(name: str, stage: str, version: str, tools: list[str]) -> dict[str, Any]:
+    """The Cedar entity of an agent (the principal of its calls)."""
+    return {"uid": {"type": "Agent", "id": name}, "parents": [],
+            "attrs": {"stage": stage, "version": version, "granted": sorted(tools)}}
+
+
+def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Callable[[str], PolicyEngine],
+                 config: GateConfig) -> PolicyDecision:
+    """The decision now for an escalated call a reviewer approved: today's manifest and policies, today's
+    refund spending; the approval stands in for the escalation, so only a deny stops it."""
+    import json
+
+    if manifest is None or manifest.stage == "retired":
+        return PolicyDecision("deny", ("manifest/missing",), f"agent {item['agent']} is no longer declared")
+    if manifest.kill_switch:
+        return PolicyDecision("deny", ("kill_switch/manifest",), "kill_switch: true in the agent's manifest")
+    engine = engine_for(manifest.policy_set)
+    request = json.loads(item["cedar_request"])
+    if item["tool"] == "issue_refund" and item["partition"] is not None:
+        used = refunds_used_cents(con, item["agent"], str(item["partition"]), config)
+        request["context"]["budget"]["refund_day_used_cents"] = used
+        request["context"]["budget"]["refund_day_max_cents"] = int(manifest.budgets.max_refund_usd_per_day * 100)
+    entities = engine.entities([agent_entity(manifest.name, manifest.stage, manifest.version, list(manifest.tools))])
+    return engine.decide(request, entities)
