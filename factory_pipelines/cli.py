@@ -181,7 +181,13 @@ def run(
 
 
 def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
-    from factory_pipelines.runs import agents_table, failures_table, models_table, summary_tables
+    from factory_pipelines.runs import (
+        agents_table,
+        failures_table,
+        governance_table,
+        models_table,
+        summary_tables,
+    )
 
     holdout: list[str] = []
     if "data_plane_job" in outcomes:
@@ -193,6 +199,7 @@ def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
             holdout = list(meta.get("holdout_days") or holdout)
     if "agents_job" in outcomes:
         console.print(agents_table(outcomes["agents_job"], holdout))
+        console.print(governance_table(settings))
     failures = failures_table([o for runs in outcomes.values() for o in runs])
     if failures is not None:
         console.print(failures)

@@ -8,6 +8,7 @@ audit chain or explains a ticket. Commands that write the warehouse wait while a
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ policy = typer.Typer(help="Cedar policy sets: validate, list, replay recorded ca
                      no_args_is_help=True)
 review = typer.Typer(help="The human review queue of escalated tool calls.", no_args_is_help=True)
 audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 Reviewer = Annotated[str, typer.Option("--reviewer", help="Who decides (recorded in the audit log).")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
@@ -145,12 +146,21 @@ def review_list(
         rows = items(con, None if status == "all" else status, agent)
         totals = counts(con)
     table = Table(title=f"Review queue: {status} ({', '.join(f'{k} {v}' for k, v in sorted(totals.items())) or 'empty'})")
-    for column in ("item", "agent", "ticket", "tool", "arguments", "why", "status", "expires"):
+    for column in ("item", "agent", "ticket", "call", "why", "status", "expires (UTC)"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["item_id"][:12], row["agent"], row["ticket_id"], row["tool"], row["arguments"][:80],
+        table.add_row(row["item_id"][:12], row["agent"], row["ticket_id"], _call(row["tool"], row["arguments"]),
                       ", ".join(row["policies"] or []), row["status"], f"{row['expires_at']:%Y-%m-%d %H:%M}")
     console.print(table)
+
+
+def _call(tool: str, arguments: str) -> str:
+    args = json.loads(arguments)
+    if tool == "issue_refund":
+        return f"refund {args['amount']:.2f} {args['currency']} on {args['order_id']}"
+    if tool == "send_reply":
+        return f"reply: {args['body'][:60]}"
+    return f"{tool} {arguments[:60]}"
 
 
 @review.command("show")
@@ -287,7 +297,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", help="Entries.")] = 20,
                = None) -> None:
     """The last entries of the audit log."""
     with _warehouse(read_only=True) as con:
-        rows = con.execute("SELECT seq, at, kind, actor, subject, payload FROM governance.audit_log "
+        rows = con.execute('SELECT seq, "at", kind, actor, subject, payload FROM governance.audit_log '
                            + ("WHERE kind = ? " if kind else "") + "ORDER BY seq DESC LIMIT ?",
                            [kind, n] if kind else [n]).fetchall()
     table = Table(title="Audit log (newest first)")
@@ -312,13 +322,28 @@ def explain(
     prepare_instance(settings)
     try:
         with _warehouse(read_only=True) as con:
-            story = explain_ticket(con, ticket_id, agent=agent, instance=_instance())
+            story = explain_ticket(con, ticket_id, agent=agent, instance=_instance(), checks=_ticket_checks())
     except ExplainError as exc:
         _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(story, default=str, indent=2))
     else:
         render(story, console)
+
+
+def _ticket_checks() -> list[Any]:
+    """The contract and quarantine checks of the ticket tables, as the code location names them."""
+    import dagster as dg
+
+    from factory_pipelines.lib.sources import load_sources
+
+    settings = get_settings()
+    spec = load_sources(settings.source_dirs, settings.suite_dirs).get("tickets")
+    if spec is None:
+        return []
+    raw, staging = dg.AssetKey(["raw", "tickets"]), dg.AssetKey(["staging", "tickets"])
+    return [dg.AssetCheckKey(raw, f"contract_{spec.contract}"), dg.AssetCheckKey(raw, "quarantine_rate_within_bound"),
+            dg.AssetCheckKey(staging, "contract_staging_tickets_v1")]
 
 
 def _instance() -> Any:

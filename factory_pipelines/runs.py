@@ -196,6 +196,28 @@ def agents_table(outcomes: list[PartitionOutcome], holdout_days: list[str]) -> T
 READ_TOOLS = ("kb_search", "customer_features", "order_lookup")
 
 
+def governance_table(settings: Settings) -> Table:
+    """The review queue by status, the kill switches that are on, and the audit chain verified end to end."""
+    from factory_pipelines.lib.audit import verify
+    from factory_pipelines.lib.kill_switches import KillSwitches, sync_audit
+    from factory_pipelines.lib.review import counts
+    from factory_pipelines.resources.warehouse import WarehouseResource
+
+    switches = KillSwitches(settings.kill_switches_file)
+    with WarehouseResource(database=settings.warehouse).connect() as con:
+        sync_audit(con, switches)
+        queue = counts(con)
+        report = verify(con, settings.audit_anchor)
+    table = Table(title="Governance")
+    table.add_column("")
+    table.add_column("")
+    table.add_row("review queue", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
+    table.add_row("kill switches on", ", ".join(f"{s}:{t}" for s, t in switches.state()) or "none")
+    table.add_row("audit log", f"{'verified' if report.ok else 'BROKEN'}: {report.entries} entries in "
+                               f"{report.seconds:.2f} s" + ("" if report.ok else f", {len(report.problems)} problem(s)"))
+    return table
+
+
 def _accuracy(runs: list[tuple[str, dict[str, Any]]]) -> str:
     """category / priority / action accuracy weighted by labelled tickets, or '-' without labels."""
     labelled = sum(int(m.get("labelled_tickets", 0)) for _, m in runs)

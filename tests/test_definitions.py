@@ -17,11 +17,13 @@ EXPECTED_ASSETS = {
     "features/online_store": "features", "features/ticket_features": "features",
     "registry/prompt_versions": "registry", "models/ticket_classifier": "models",
     "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
+    "governance/review_actions": "governance",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
     *(f"raw/{s}:quarantine_rate_within_bound" for s in ("tickets", "customers", "orders", "kb_articles")),
     *(f"staging/{s}:contract_staging_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
+    "governance/review_actions:audit_log_verified",
 }
 
 
@@ -40,6 +42,10 @@ def test_assets_checks_jobs_and_schedules(settings: Settings) -> None:
     assert {k.to_user_string() for k in agents.asset_layer.executable_asset_keys} == {
         "agents/support_triage", "agents/knowledge_gap"}
     assert defs.resolve_schedule_def("agents_daily_schedule").cron_schedule == "0 4 * * *"
+    review = defs.resolve_job_def("review_actions_job")
+    assert {k.to_user_string() for k in review.asset_layer.executable_asset_keys} == {"governance/review_actions"}
+    sensor = defs.resolve_sensor_def("review_actions_sensor")
+    assert sensor.minimum_interval_seconds == 30 and sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_agent_runs_sit_downstream_of_features_checks_prompts_and_the_classifier(settings: Settings) -> None:
@@ -68,6 +74,9 @@ def test_blocking_checks_are_partitioned_like_their_assets(settings: Settings) -
     defs = build_definitions(settings)
     for checks_def in defs.asset_checks:
         for spec in checks_def.check_specs:
+            if spec.asset_key.path[0] == "governance":  # the audit chain: one log, not partitioned, never blocks
+                assert not spec.blocking and spec.partitions_def is None, spec.key
+                continue
             assert spec.blocking, spec.key
             assert spec.partitions_def is not None, spec.key
 

@@ -276,8 +276,12 @@ class AgentRunner:
                 facts["reply"] = self._reply(tid, facts, usage)
             for action in self.manifest.actions:
                 if action.when.holds(facts):
+                    if facts.get("held") and action.tool == "send_reply":  # say what did not happen
+                        facts["reply"] = self._reply(tid, facts, usage)
                     args = {k: fill(v, facts) for k, v in action.args.items()}
-                    self.toolbox.call(action.tool, tid, args, context={"facts": facts})
+                    result = self.toolbox.call(action.tool, tid, args, context={"facts": facts})
+                    if result.status in ("escalated", "denied"):
+                        facts["held"] = result.status
             calls = [f"{r['tool']}:{r['status']}" for r in self.toolbox.records[calls_before:]]
             root.set_outputs({"decision": decision, "rules_fired": fired, "tool_calls": calls})
             root.set_attributes({"tokens_in": usage["tokens_in"], "tokens_out": usage["tokens_out"],
@@ -440,7 +444,8 @@ class AgentRunner:
             return {"body": answer["body"], "cited": cited}
         templates = self.reply_templates or {}
         key = str(fill(templates.get("key", ""), facts))
-        template = templates.get("templates", {}).get(key) or templates.get("default", "")
+        template = templates.get("held", {}).get(facts.get("held")) or templates.get("templates", {}).get(key) \
+            or templates.get("default", "")
         quote = facts["retrieval"]["passages"][0]["text"][:300] if facts["retrieval"]["passages"] else ""
         body = str(fill(template, {**facts, "citations": ", ".join(f"[{c}]" for c in cited), "quote": quote})).strip()
         return {"body": body, "cited": cited}

@@ -24,19 +24,24 @@ file at a time, so there is nothing to serialize across processes. The anchor is
 `save_anchor(con, path)` after the commit, never by `append`, so a rollback cannot leave an anchor ahead
 of the log; it refuses to overwrite an anchor the log no longer matches, which would bless a truncation.
 
-What `verify` reports (rows read in (seq, insertion) order; each problem once, with its seq):
-- edited: an entry whose fields no longer match its hash (a run of such entries is one problem); an entry
-  whose hash was recomputed after the edit, seen as the next entry recording another hash for it; an
-  anchored entry whose hash differs from the anchor (the chain was rewritten up to there).
-- deleted: a gap in seq (the next entry links to a hash that is not there); entries deleted and the rest
-  renumbered down, when the renumbered entries hash with their old seq (shift up to 64).
-- inserted: duplicate seqs (the one the chain does not go through is named); entries inserted and the
-  rest renumbered up; rows at the end that do not chain to the entry before them (a break before the
-  last row, or right after the anchored head; a break further up is reported as an edit of the entry
-  before it, since recomputing that entry's hash gives the same picture).
-- reordered: entries whose seq values were exchanged or rotated, when each hashes with another's seq
-  ("entries N and M are out of order").
-- truncated: the anchor names an entry beyond the log's last one (tail deleted); only with an anchor.
+What `verify` reports. Rows are read in (seq, insertion) order and each one is re-hashed; a row that
+fails (its hash, its link to the row before, or seq + 1) is then explained, the most specific reading
+first, each problem once with its seq; a run of rows failing the same way is one problem:
+- reordered: rows that hash with each other's seqs ("entries N and M are out of order", or a rotation);
+  one row that hashes with a seq that is missing or taken twice (an entry moved to another seq).
+- inserted: a row with the same hash as another one (a replayed copy); rows sharing a seq (the one the
+  chain does not go through is named); a row inserted with the following rows renumbered up; rows at the
+  end that do not chain to the entry before them (a break at the last row, or right after the anchored
+  head).
+- deleted: a gap in seq; rows deleted with the following rows renumbered down (renumbered rows are found
+  by the seq they hash with, up to 64 away, or by the row they link to).
+- edited: rows that no longer match their hash (fields or the hash column changed); a link break between
+  two self-consistent rows further up than the last one (the entry before it was changed and its hash
+  recomputed: a forged row that does not chain looks the same, and is the reading only at the end);
+  rows renumbered with nothing deleted or inserted; an anchored entry that is no longer in the log
+  while the log still reaches its seq (rewritten with recomputed hashes, or cut and appended to again).
+- truncated: the anchored entry is not in the log and the log ends before its seq (the tail was
+  deleted). Without an anchor a deleted tail, or a rewrite of the last entries, cannot be seen.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ _COLUMNS = 'seq, "at", kind, actor, subject, payload, prev_hash, hash'
 # The scan hashes `at` as text formatted by DuckDB; `at_text` formats it the same way in Python.
 _SCAN_SQL = (
     "SELECT seq, strftime(\"at\" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'), kind, actor, subject, "
-    "payload::VARCHAR, coalesce(prev_hash, ''), coalesce(hash, '') FROM governance.audit_log ORDER BY seq, rowid"
+    "payload::VARCHAR, coalesce(prev_hash, ''), coalesce(hash, '') "
+    "FROM governance.audit_log ORDER BY seq, rowid"
 )
 
 ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "truncated"]
@@ -93,8 +99,9 @@ class AuditEvent:
     at: datetime | None = None  # None: the time of `append`, UTC
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not self.kind or not isinstance(self.actor, str) or not self.actor:
-            raise ValueError(f"an audit event needs a non-empty kind and actor, got {self.kind!r}, {self.actor!r}")
+        for name in ("kind", "actor"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"an audit event needs a non-empty {name}, got {getattr(self, name)!r}")
         if self.at is not None and (self.at.tzinfo is None or self.at.utcoffset() is None):
             raise ValueError(f"audit event time {self.at!r} has no time zone")
 
@@ -115,6 +122,7 @@ class VerifyReport:
     head_hash: str
     more_problems: int = 0  # found but not listed (beyond MAX_PROBLEMS)
     anchor: tuple[int, str] | None = None  # (seq, hash) read from the anchor file, when one was given
+    anchor_missing: bool = False  # an anchor file was given but does not exist: a cut tail cannot be seen
 
     @property
     def ok(self) -> bool:
@@ -123,7 +131,9 @@ class VerifyReport:
     def summary(self) -> str:
         """One line when ok, else a line per problem."""
         anchored = "" if self.anchor is None else f", anchor at {self.anchor[0]}"
-        head = f"{self.entries:,} entries, head {self.head_seq} ({self.head_hash[:12]}){anchored}, {self.seconds:.2f} s"
+        anchored += ", NO ANCHOR FILE (a cut tail cannot be seen)" if self.anchor_missing else ""
+        head = (f"{self.entries:,} entries, head {self.head_seq} ({self.head_hash[:12]}){anchored}, "
+                f"{self.seconds:.2f} s")
         if self.ok:
             return f"audit log verified: {head}: ok"
         count = len(self.problems) + self.more_problems
@@ -151,9 +161,10 @@ def at_text(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _hash(prev_hash: str, seq: int, at: str, kind: str, actor: str, subject: str | None, payload_json: str) -> str:
-    # The text json.dumps([seq, at, ...], separators=(",", ":"), ensure_ascii=False) gives, built directly with
-    # the string escaper json.dumps uses (twice as fast); `verify` inlines the same expression.
+def _hash(prev_hash: str, seq: int, at: str, kind: str, actor: str, subject: str | None,
+          payload_json: str) -> str:
+    # The text json.dumps([seq, at, ...], separators=(",", ":"), ensure_ascii=False) gives, built directly
+    # with the string escaper json.dumps uses (twice as fast); `verify` inlines the same expression.
     esc = encode_basestring
     subject_json = "null" if subject is None else esc(subject)
     text = f"{prev_hash}[{seq},{esc(at)},{esc(kind)},{esc(actor)},{subject_json},{esc(payload_json)}]"
@@ -168,7 +179,8 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, actor: str, su
 
 def head(con: Any) -> tuple[int, str]:
     """(seq, hash) of the last entry; (0, GENESIS) when the log is empty."""
-    rows = con.execute("SELECT seq, hash FROM governance.audit_log ORDER BY seq DESC, rowid DESC LIMIT 1").fetchall()
+    rows = con.execute(
+        "SELECT seq, hash FROM governance.audit_log ORDER BY seq DESC, rowid DESC LIMIT 1").fetchall()
     return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
 
 
@@ -249,8 +261,8 @@ def save_anchor(con: Any, path: Path) -> tuple[int, str]:
             found = {r[0] for r in con.execute("SELECT hash FROM governance.audit_log WHERE seq = ?",
                                                  [old_seq]).fetchall()}
             if old_seq > seq or (old_seq > 0 and old_hash not in found):
-                raise AnchorMismatch(f"anchor {path} names entry {old_seq} ({old_hash[:12]}) that the log (head "
-                                     f"{seq}) does not have: run verify before moving the anchor")
+                raise AnchorMismatch(f"anchor {path} names entry {old_seq} ({old_hash[:12]}) that the log "
+                                     f"(head {seq}) does not have: run verify before moving the anchor")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -330,8 +342,8 @@ class _Scan:
             for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                 seq, at, kind, actor, subject, payload, prev, stored = row
                 subject_json = "null" if subject is None else esc(subject)
-                computed = sha(f"{prev}[{seq},{esc(at)},{esc(kind)},{esc(actor)},{subject_json},{esc(payload)}]"
-                               .encode()).hexdigest()
+                text = f"{prev}[{seq},{esc(at)},{esc(kind)},{esc(actor)},{subject_json},{esc(payload)}]"
+                computed = sha(text.encode()).hexdigest()
                 if computed != stored or prev != last_hash or seq != last_seq + 1:
                     flag(pos, row, computed == stored, last_seq, last_hash, before_last)
                 before_last, last_hash, last_seq = last_hash, stored, seq
@@ -345,7 +357,10 @@ class _Scan:
         tail = self.records[-1] if self.records else None
         if tail is not None and tail.end_pos == pos - 1 and link_ok and step == 1 and not hash_ok:
             # Continue a run: renumbered rows hash with the same shift; edited rows just fail.
-            continues = (_hash(prev, seq + tail.shift, *row[1:6]) == row[7]) if tail.shift else not tail.hash_ok
+            if tail.shift:
+                continues = _hash(prev, seq + tail.shift, *row[1:6]) == row[7]
+            else:
+                continues = not tail.hash_ok
             if continues:
                 tail.end_pos, tail.end_seq, tail.end_hash, tail.count = pos, seq, row[7], tail.count + 1
                 return
@@ -354,7 +369,7 @@ class _Scan:
             self.unanalysed += 1
             return
         record = _Anomaly(pos, row, hash_ok, link_ok, step, last_seq, last_hash, before_last)
-        if not hash_ok and not link_ok and self.searches > 0:
+        if not hash_ok and (not link_ok or step != 1) and self.searches > 0:
             self.searches -= 1
             record.shift = next((d for k in range(1, _MAX_SHIFT + 1) for d in (k, -k)
                                  if seq + d >= 1 and record.hashes_as(seq + d)), 0)
@@ -364,19 +379,27 @@ class _Scan:
 def verify(con: Any, anchor: Path | None = None) -> VerifyReport:
     """Re-hash the whole log in seq order and classify every break (see the module docstring).
 
-    With `anchor` (a file written by `save_anchor`; it must exist) a deleted tail or a rewritten chain up
-    to the anchored entry is found too.
+    With `anchor` (a file written by `save_anchor`) a deleted tail or a rewritten chain up to the anchored
+    entry is found too. A missing anchor file is no problem of the chain (none is written before the first
+    `save_anchor`) but shows in the report (`anchor_missing`, and the summary): keep the file where the
+    warehouse's writers cannot delete it.
     """
     start = time.perf_counter()
-    anchored = read_anchor(anchor) if anchor is not None else None
+    missing = anchor is not None and not Path(anchor).exists()
+    anchored = read_anchor(anchor) if anchor is not None and not missing else None
     scan = _Scan()
-    scan.run(con.sql(_SCAN_SQL).to_arrow_reader(BATCH_ROWS))
+    reader = con.sql(_SCAN_SQL).to_arrow_reader(BATCH_ROWS)
+    try:
+        scan.run(reader)
+    finally:
+        reader.close()  # a reader left half-read keeps the connection busy
     problems = _classify(con, scan, anchored)
     unique = list({(p.kind, p.seq): p for p in problems}.values())
     unique.sort(key=lambda p: (p.seq, p.kind))
-    return VerifyReport(entries=scan.entries, problems=unique[:MAX_PROBLEMS], seconds=time.perf_counter() - start,
-                        head_seq=scan.head[0], head_hash=scan.head[1],
-                        more_problems=max(0, len(unique) - MAX_PROBLEMS), anchor=anchored)
+    return VerifyReport(entries=scan.entries, problems=unique[:MAX_PROBLEMS],
+                        seconds=time.perf_counter() - start, head_seq=scan.head[0], head_hash=scan.head[1],
+                        more_problems=max(0, len(unique) - MAX_PROBLEMS), anchor=anchored,
+                        anchor_missing=missing)
 
 
 def _entries(first: int, last: int) -> str:
@@ -394,21 +417,30 @@ def _classify(con: Any, scan: _Scan, anchored: tuple[int, str] | None) -> list[P
     _duplicates(records, by_pos, scan.entries, problems)
     _remaining(records, by_pos, scan.entries, scan.head[0], anchored, problems)
     if anchored is not None and anchored[0] > 0:
-        seq, digest = anchored
-        if seq > scan.head[0]:
-            problems.append(Problem(seq, "truncated", f"the anchor names entry {seq} ({digest[:12]}) but the log ends "
-                                                      f"at entry {scan.head[0]}: {_entries(scan.head[0] + 1, seq)} "
-                                                      "were removed"))
-        else:
-            found = [r[0] for r in con.execute("SELECT hash FROM governance.audit_log WHERE seq = ?", [seq]).fetchall()]
-            if found and digest not in found:
-                problems.append(Problem(seq, "edited", f"entry {seq} has hash {found[0][:12]}, the anchor {digest[:12]}: "
-                                                       "the chain was rewritten up to here (hashes recomputed)"))
+        problems += _anchor_problems(con, anchored, scan.head[0])
     if scan.unanalysed:
-        problems.append(Problem(scan.first_unanalysed, "edited", f"{scan.unanalysed} more rows from seq "
-                                                                 f"{scan.first_unanalysed} on fail their checks "
-                                                                 "(not analysed further)"))
+        first = scan.first_unanalysed
+        detail = f"{scan.unanalysed} more rows from seq {first} on fail their checks (not analysed further)"
+        problems.append(Problem(first, "edited", detail))
     return problems
+
+
+def _anchor_problems(con: Any, anchored: tuple[int, str], head_seq: int) -> list[Problem]:
+    """The anchored entry must still be in the log. When it is there under another seq, the checks of the
+    chain have reported how it moved."""
+    seq, digest = anchored
+    if con.execute("SELECT count(*) FROM governance.audit_log WHERE hash = ?", [digest]).fetchall()[0][0]:
+        return []
+    if seq > head_seq:
+        detail = (f"the anchor names entry {seq} ({digest[:12]}) but the log ends at entry {head_seq}: "
+                  f"{_entries(head_seq + 1, seq)} removed from the end")
+        return [Problem(seq, "truncated", detail)]
+    found = con.execute("SELECT hash FROM governance.audit_log WHERE seq = ?", [seq]).fetchall()
+    if not found:
+        return []  # a gap: reported as deleted
+    detail = (f"entry {seq} is not the anchored one (hash {found[0][0][:12]}, anchored {digest[:12]}): the "
+              "log was rewritten, or cut and appended to again, up to here")
+    return [Problem(seq, "edited", detail)]
 
 
 def _lookup(con: Any, records: list[_Anomaly]) -> set[str]:
@@ -418,14 +450,16 @@ def _lookup(con: Any, records: list[_Anomaly]) -> set[str]:
     if not single:
         return set()
     wanted = sorted({r.prev for r in single if not r.shift} | {r.stored for r in single})
-    rows = con.execute("SELECT hash, seq FROM governance.audit_log WHERE hash IN (SELECT unnest(?::VARCHAR[]))",
-                       [wanted]).fetchall()
+    rows = con.execute(
+        "SELECT hash, seq FROM governance.audit_log WHERE hash IN (SELECT unnest(?::VARCHAR[]))", [wanted]
+    ).fetchall()
     seqs: dict[str, list[int]] = {}
     for digest, seq in rows:
         seqs.setdefault(digest, []).append(seq)
     for r in single:
         if not r.shift:
-            r.shift = next((s + 1 - r.seq for s in seqs.get(r.prev, []) if s + 1 != r.seq and r.hashes_as(s + 1)), 0)
+            after = [s + 1 for s in seqs.get(r.prev, []) if s + 1 != r.seq]
+            r.shift = next((seq - r.seq for seq in after if r.hashes_as(seq)), 0)
     return {digest for digest, found in seqs.items() if len(found) > 1}
 
 
@@ -492,22 +526,23 @@ def _renumbered(records: list[_Anomaly], by_pos: dict[int, _Anomaly], copies: se
                 _remove(r, by_pos)
                 if gap is not None and gap.step == 2:
                     gap.open_step = gap.open_link = False
-                problems.append(Problem(a + d, "reordered", f"entry {a + d} was moved to seq {a} (it hashes as "
-                                                            f"{a + d}, and seq {a + d} is "
-                                                            f"{'missing' if gap else 'taken'})"))
+                why = [f"it hashes as {a + d}"] + [f"seq {a + d} is missing"] * (gap is not None) + [
+                    f"seq {a} appears twice"] * (r.step == 0)
+                problems.append(Problem(a + d, "reordered",
+                                        f"entry {a + d} was moved to seq {a} ({'; '.join(why)})"))
                 continue
         r.close()
-        if d > 0:
-            problems.append(Problem(a, "deleted", f"{_entries(a, a + d - 1)} deleted and {_entries(a + d, b + d)} "
-                                                  f"renumbered to {a}..{b} (they hash with their old seqs)"))
+        renumbered = f"{_entries(a + d, b + d)} renumbered to {a}..{b} (they hash with their old seqs)"
+        if r.link_ok:  # the first of them still links to the entry before: nothing deleted or inserted
+            problems.append(Problem(a, "edited", renumbered))
+        elif d > 0:
+            problems.append(Problem(a, "deleted", f"{_entries(a, a + d - 1)} deleted and {renumbered}"))
         else:
             first = a + d
             for q in records:
                 if first <= q.seq < a and q is not r:
                     q.close()
-            problems.append(Problem(first, "inserted", f"{_entries(first, a - 1)} inserted and "
-                                                       f"{_entries(a + d, b + d)} renumbered to {a}..{b} (they hash "
-                                                       "with their old seqs)"))
+            problems.append(Problem(first, "inserted", f"{_entries(first, a - 1)} inserted and {renumbered}"))
 
 
 def _duplicates(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: int,
@@ -524,7 +559,10 @@ def _duplicates(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: i
         first = by_pos.get(group[0].pos - 1)
         before = first.last_hash if first is not None else group[0].before_last
         # (stored hash, prev hash, hash ok, record) of every row with this seq, in order
-        rows = [(group[0].last_hash, first.prev if first else before, first.hash_ok if first else True, first)]
+        if first is not None:
+            rows = [(first.stored, first.prev, first.hash_ok, first)]
+        else:  # a row that passed its checks
+            rows = [(group[0].last_hash, before, True, None)]
         rows += [(r.stored, r.prev, r.hash_ok, r) for r in group]
         after_pos = group[-1].pos + 1
         after = by_pos.get(after_pos)
@@ -544,8 +582,9 @@ def _duplicates(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: i
             after.open_link = False
         seq = group[0].seq
         names = ", ".join(row[0][:12] for row in intruders)
+        which = f"the entry with hash {names}" if len(intruders) == 1 else f"the entries with hashes {names}"
         problems.append(Problem(seq, "inserted", f"{len(rows)} entries have seq {seq}; the chain does not go "
-                                                 f"through the one(s) with hash {names}"))
+                                                 f"through {which}"))
 
 
 def _remaining(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: int, head_seq: int,
@@ -562,8 +601,8 @@ def _remaining(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: in
             r.open_hash = False
             if r.open_link and last and r.count == 1:
                 r.open_link = False
-                problems.append(Problem(r.seq, "inserted", f"entry {r.seq} at the end matches neither its hash nor "
-                                                           f"the hash of entry {r.last_seq}"))
+                detail = f"entry {r.seq} at the end matches neither its hash nor entry {r.last_seq}'s hash"
+                problems.append(Problem(r.seq, "inserted", detail))
                 continue
             linked = "" if not r.open_link else f", and does not link to entry {r.last_seq}"
             r.open_link = False
@@ -578,12 +617,20 @@ def _remaining(records: list[_Anomaly], by_pos: dict[int, _Anomaly], entries: in
             attested = anchored is not None and anchored == (r.last_seq, r.last_hash)
             if last or attested:
                 where = "the anchored head" if attested else "the entry before it"
-                problems.append(Problem(r.seq, "inserted", f"{_entries(r.seq, head_seq)} added at the end: entry "
-                                                           f"{r.seq} does not chain to {where}, entry {r.last_seq}"))
+                detail = (f"{_entries(r.seq, head_seq)} added at the end: entry {r.seq} does not chain to "
+                          f"{where}, entry {r.last_seq}")
+                problems.append(Problem(r.seq, "inserted", detail))
             else:
-                problems.append(Problem(r.last_seq, "edited", f"entry {r.last_seq} was changed and its hash "
-                                                              f"recomputed: entry {r.seq} records another hash for "
-                                                              f"it ({r.prev[:12]}, not {r.last_hash[:12]})"))
+                detail = (f"entry {r.last_seq} was changed and its hash recomputed: entry {r.seq} records "
+                          f"another hash for it ({r.prev[:12]}, not {r.last_hash[:12]})")
+                problems.append(Problem(r.last_seq, "edited", detail))
         if r.open_step:
             r.open_step = False
-            problems.append(Problem(r.seq, "inserted", f"entry {r.seq} is out of sequence after entry {r.last_seq}"))
+            problems.append(Problem(r.seq, "inserted",
+                                    f"entry {r.seq} is out of sequence after entry {r.last_seq}"))
+
+
+def record_alias_moves(con: Any, actor: str, moves: list[dict[str, Any]]) -> None:
+    """One audit event per registry alias set (prompt or model): which alias now points at which version."""
+    ensure_audit_log(con)
+    append(con, [AuditEvent("alias_moved", actor, f"{m['kind']}:{m['name']}", m) for m in moves])

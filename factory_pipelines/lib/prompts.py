@@ -83,8 +83,9 @@ def sync_prompts(client: Any, specs: dict[str, PromptSpec], commit: str = "") ->
             commit_message=commit or f"sync of {name}.yaml", response_format=spec.response_schema,
             tags={HASH_TAG: spec.content_hash, "description": spec.description[:250]},
         )
-        client.set_prompt_alias(name, "champion" if not versions else "challenger", int(version.version))
-        synced[name] = {"version": int(version.version), "created": True}
+        alias = "champion" if not versions else "challenger"
+        client.set_prompt_alias(name, alias, int(version.version))
+        synced[name] = {"version": int(version.version), "created": True, "alias": alias}
     return synced
 
 

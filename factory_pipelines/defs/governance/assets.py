@@ -22,7 +22,7 @@ REVIEW_JOB = "review_actions_job"
 
 def build_governance_assets(manifests_dir: Path) -> list[Any]:
     @dg.asset(key=REVIEW_ACTIONS, group_name="governance", kinds={"duckdb", "python"},
-              tags={"layer": "governance"},
+              tags={"layer": "governance"}, owners=["team:governance"],
               description="One sweep of the review queue (governance.review_queue): overdue escalations expire, "
                           "approved ones are executed exactly once through the outbox, after kill switches and "
                           "policies are checked again. Every outcome is an audit event.")

@@ -110,13 +110,13 @@ def build_model_assets(labels_dir: Path, rules_dir: Path) -> list[dg.AssetsDefin
         train_days, test_days = days[: -spec.holdout_days], days[-spec.holdout_days:]
         train, test = frame[frame["day"].isin(train_days)], frame[frame["day"].isin(test_days)]
         exclude = rule_exclusions(spec, train, rules_dir)
-        return _train_and_register(context, spec, tracking, train, test, exclude, train_days, test_days)
+        return _train_and_register(context, spec, tracking, warehouse, train, test, exclude, train_days, test_days)
 
     return [ticket_classifier]
 
 
 def _train_and_register(context: dg.AssetExecutionContext, spec: ClassifierSpec, tracking: TrackingResource,
-                        train: Any, test: Any, exclude: dict[str, Any], train_days: list[str],
+                        warehouse: WarehouseResource, train: Any, test: Any, exclude: dict[str, Any], train_days: list[str],
                         test_days: list[str]) -> dg.MaterializeResult:
     from factory_pipelines.lib.classifier import CATEGORICAL, NUMERIC, as_pyfunc, evaluate
     from factory_pipelines.lib.classifier import train as fit
@@ -146,6 +146,12 @@ def _train_and_register(context: dg.AssetExecutionContext, spec: ClassifierSpec,
     version = str(info.registered_model_version)
     alias, champion = _promote(tracking.client(), spec, version, metrics)
     context.log.info(f"{spec.name} v{version} is {alias}; holdout {metrics}")
+    from factory_pipelines.lib.audit import record_alias_moves
+
+    with warehouse.connect() as con:
+        record_alias_moves(con, f"run:{context.run.run_id[:8]}", [{
+            "kind": "model", "name": spec.name, "alias": alias, "version": version, "champion_version": champion,
+            "metrics": metrics}])
     return dg.MaterializeResult(metadata={
         "model_uri": f"models:/{spec.name}/{version}", "alias": alias, "champion_version": champion,
         "mlflow_run_id": run.info.run_id, "train_days": dg.MetadataValue.json(train_days),

@@ -7,6 +7,7 @@ import dagster as dg
 
 from factory_pipelines.lib.prompts import load_prompts, sync_prompts
 from factory_pipelines.resources.tracking import TrackingResource
+from factory_pipelines.resources.warehouse import WarehouseResource
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 
@@ -28,8 +29,16 @@ def build_registry_assets() -> list[dg.AssetsDefinition]:
             "one creates nothing."
         ),
     )
-    def prompt_versions(tracking: TrackingResource) -> dg.MaterializeResult:
+    def prompt_versions(context: dg.AssetExecutionContext, tracking: TrackingResource,
+                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+        from factory_pipelines.lib.audit import record_alias_moves
+
         synced = sync_prompts(tracking.client(), load_prompts(PROMPTS_DIR), commit=f"prompt files {content_hash}")
+        moves = [{"kind": "prompt", "name": n, "alias": v["alias"], "version": v["version"]}
+                 for n, v in synced.items() if v["created"]]
+        if moves:
+            with warehouse.connect() as con:
+                record_alias_moves(con, f"run:{context.run.run_id[:8]}", moves)
         rows = "\n".join(f"| {n} | {v['version']} | {'new' if v['created'] else 'unchanged'} |" for n, v in synced.items())
         return dg.MaterializeResult(metadata={
             "prompts": dg.MetadataValue.json(synced),
