@@ -513,12 +513,11 @@ def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any
     decision and result) to the hash-chained audit log, in the same commit."""
     import pandas as pd
 
-    from factory_pipelines.lib.audit import append, ensure_audit_log, save_anchor
+    from factory_pipelines.lib.audit import append, ensure_audit_log, save_anchor, transaction
 
     ensure_agent_tables(con)
     ensure_audit_log(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM agents.decisions WHERE agent = ? AND partition = ?", [agent, partition])
         for table, records in (("decisions", rows), ("tool_calls", tool_calls)):
             if records:
@@ -526,10 +525,6 @@ def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any
                 con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
                 con.unregister("new_rows")
         append(con, [tool_call_event(r) for r in tool_calls])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     if anchor is not None:
         save_anchor(con, anchor)
 

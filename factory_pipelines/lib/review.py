@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from factory_pipelines.lib.audit import AuditEvent, append, ensure_audit_log
+from factory_pipelines.lib.audit import AuditEvent, append, ensure_audit_log, transaction
 from factory_pipelines.lib.kill_switches import KillSwitches
 from factory_pipelines.lib.outbox import canonical, idempotency_key
 
@@ -111,15 +111,10 @@ def decide(con: Any, item_id: str, *, approve: bool, reviewer: str, reason: str,
         if killed:
             raise ReviewError(f"item {found['item_id']} cannot be approved: {killed}. Revive first, or reject it")
     status = "approved" if approve else "rejected"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("UPDATE governance.review_queue SET status = ?, reviewer = ?, review_reason = ?, reviewed_at = ? "
                     "WHERE item_id = ? AND status = 'pending'", [status, reviewer, reason, now, found["item_id"]])
         append(con, [_event(f"review_{status}", reviewer, found, {"reason": reason})])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return item(con, found["item_id"])
 
 
@@ -130,17 +125,12 @@ def expire_overdue(con: Any, now: datetime | None = None) -> list[dict[str, Any]
     overdue = [i for i in items(con, "pending", limit=100_000) if i["expires_at"] <= now]
     if not overdue:
         return []
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for row in overdue:
             con.execute("UPDATE governance.review_queue SET status = 'expired', outcome_reason = ? WHERE item_id = ?",
                         [f"not decided by {row['expires_at']:%Y-%m-%d %H:%M} UTC", row["item_id"]])
         append(con, [_event("review_expired", "factory", row, {"expires_at": str(row["expires_at"])})
                      for row in overdue])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return overdue
 
 
@@ -185,13 +175,8 @@ def execute_approved(con: Any, switches: KillSwitches, recheck: Callable[[dict[s
 
 
 def _finish(con: Any, row: dict[str, Any], status: str, why: str, result: dict[str, Any] | None) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _mark(con, row, status, why, result)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _mark(con: Any, row: dict[str, Any], status: str, why: str, result: dict[str, Any] | None) -> None:

@@ -58,7 +58,8 @@ def test_models_job_registers_the_classifier_and_prompts(factory: dict) -> None:
     assert meta["train_days"] == DAYS[:3] and meta["holdout_days"] == DAYS[3:]
     assert meta["holdout_category_accuracy"] >= 0.8, meta
     prompts = models.materialized["registry/prompt_versions"]["prompts"]
-    assert prompts == {name: {"version": 1, "created": True} for name in ("knowledge_gap", "support_reply", "support_triage")}
+    assert prompts == {name: {"version": 1, "created": True, "alias": "champion"}
+                       for name in ("knowledge_gap", "support_reply", "support_triage")}
 
     from mlflow import MlflowClient
 
@@ -135,3 +136,71 @@ def test_stage_decides_what_exists_and_what_is_scheduled(factory: dict, tmp_path
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "agents/knowledge_gap" in keys and "agents/support_triage" not in keys
     assert "agents_job" not in {job.name for job in defs.jobs}, "a draft agent is never scheduled"
+
+
+def test_every_tool_call_passed_the_gate_and_is_in_the_verified_audit_log(factory: dict) -> None:
+    support = factory["agents"].materialized["agents/support_triage"]
+    assert support["policy_set"].startswith("support@") and support["policy_alerts"] == 0
+    calls = query(factory["settings"], f"SELECT count(*), count(verdict), count(policy_hash) FROM agents.tool_calls "
+                                       f"WHERE partition = '{HELD_OUT}' AND agent = 'support_triage'")[0]
+    assert calls[0] == calls[1] == calls[2] == support["gate_allowed"] + support["gate_denied"] + \
+        support["gate_escalated"] > 0
+    from typer.testing import CliRunner
+
+    from factory_pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["audit", "verify", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"ok": true' in result.output
+
+
+def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict) -> None:
+    """The documented path: the gate escalates, `factory review approve`, `factory review execute`."""
+    from typer.testing import CliRunner
+
+    from factory_pipelines.cli import app
+    from factory_pipelines.lib.gate import CedarGate, load_gate_config
+    from factory_pipelines.lib.kill_switches import KillSwitches
+    from factory_pipelines.lib.manifests import load_manifest
+    from factory_pipelines.lib.policy import PolicyEngine
+    from factory_pipelines.lib.toolbox import Budget, Toolbox, ToolEnv
+
+    settings = factory["settings"]
+    manifest = load_manifest(settings.manifests_dir / "support_triage.yaml")
+    with duckdb.connect(settings.warehouse) as con:
+        order_id, customer, amount, currency = con.execute(
+            "SELECT order_id, customer_id, amount, currency FROM staging.orders WHERE status = 'delivered' "
+            "AND amount_usd BETWEEN 520 AND 2000 AND coalesce(refund_amount, 0) = 0 ORDER BY order_id LIMIT 1").fetchone()
+        con.execute("INSERT INTO staging.tickets (ticket_id, customer_id, subject, body, _partition) VALUES "
+                    "('T-REVIEW-1', ?, 'Broken on arrival', 'Please refund it.', ?)", [customer, HELD_OUT])
+        budget = Budget.from_manifest(manifest.budgets)
+        gate = CedarGate.for_agent(manifest, PolicyEngine.load(settings.policies_dir, "support"),
+                                   KillSwitches(settings.kill_switches_file), load_gate_config(settings.policies_dir),
+                                   con, budget, as_of=__import__("datetime").datetime(2026, 11, 7))
+        env = ToolEnv(con=con, online_features=dict, online_features_many=list, kb=None,
+                      feature_service="support_agent_v1", as_of=gate.as_of)
+        facts = {"ticket": {"ticket_id": "T-REVIEW-1", "customer_id": customer}, "text": "Please refund it.",
+                 "features": {"tenure_days": 400, "lifetime_spend": 5000.0},
+                 "feature_times": {"tenure_days": "2026-11-06T23:00:00+00:00"}}
+        result = Toolbox("support_triage", env, gate, budget, run_id="test", partition=HELD_OUT).call(
+            "issue_refund", "T-REVIEW-1", {"order_id": order_id, "amount": amount, "currency": currency,
+                                           "reason": "broken on arrival"}, context={"facts": facts})
+    assert result.status == "escalated" and result.verdict.policies == ("refunds/above_limit",)
+    item = result.output["review_item"]
+    cli = CliRunner()
+    listed = cli.invoke(app, ["review", "list"])
+    assert item[:12] in listed.output and "refunds/above_limit" in listed.output
+    approved = cli.invoke(app, ["review", "approve", item[:10], "--reviewer", "Dana", "--reason", "verified photo"])
+    assert approved.exit_code == 0, approved.output
+    twice = cli.invoke(app, ["review", "approve", item[:10], "--reviewer", "Sam", "--reason", "again"])
+    assert twice.exit_code == 1 and "is approved by Dana" in twice.output
+    for _ in range(2):
+        executed = cli.invoke(app, ["review", "execute"])
+        assert executed.exit_code == 0, executed.output
+    refunds = query(settings, f"SELECT count(*) FROM agents.refunds WHERE order_id = '{order_id}'")[0][0]
+    assert refunds == 1
+    assert query(settings, f"SELECT status, reviewer FROM governance.review_queue WHERE item_id = '{item}'") == \
+        [("executed", "Dana")]
+    kinds = {k for (k,) in query(settings, "SELECT DISTINCT kind FROM governance.audit_log")}
+    assert {"tool_call", "policy_set", "alias_moved", "review_approved", "review_executed"} <= kinds
+    assert cli.invoke(app, ["audit", "verify"]).exit_code == 0

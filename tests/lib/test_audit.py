@@ -40,8 +40,9 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def event(i: int, **payload: object) -> AuditEvent:
-    return AuditEvent("tool_call.decision", "support_triage", f"T-{i:05d}",
-                      {"tool": "issue_refund", "verdict": "allow", "i": i, **payload}, T0 + timedelta(seconds=i))
+    details = {"tool": "issue_refund", "verdict": "allow", "i": i, **payload}
+    at = T0 + timedelta(seconds=i)
+    return AuditEvent("tool_call.decision", "support_triage", f"T-{i:05d}", details, at)
 
 
 def log(con: duckdb.DuckDBPyConnection, n: int = 20) -> list[int]:
@@ -54,8 +55,8 @@ def found(report) -> list[tuple[str, int]]:
 
 def rehash(con: duckdb.DuckDBPyConnection, seq: int) -> None:
     """The attacker recomputes one row's own hash after editing it."""
-    prev, at, kind, actor, subject, payload = con.execute(
-        f'SELECT prev_hash, "at", kind, actor, subject, payload::VARCHAR FROM {LOG} WHERE seq = ?', [seq]).fetchall()[0]
+    sql = f'SELECT prev_hash, "at", kind, actor, subject, payload::VARCHAR FROM {LOG} WHERE seq = ?'
+    prev, at, kind, actor, subject, payload = con.execute(sql, [seq]).fetchall()[0]
     digest = entry_hash(prev, seq, at, kind, actor, subject, payload)
     con.execute(f"UPDATE {LOG} SET hash = ? WHERE seq = ?", [digest, seq])
 
@@ -81,8 +82,8 @@ def test_clean_chain_verifies_and_every_stored_hash_is_the_documented_one(con) -
     assert report.ok and report.problems == [] and report.entries == 20
     assert (report.head_seq, report.head_hash) == head(con) and report.summary().endswith(": ok")
     prev = GENESIS
-    rows = con.execute(f'SELECT seq, "at", kind, actor, subject, payload::VARCHAR, prev_hash, hash FROM {LOG} '
-                       "ORDER BY seq").fetchall()
+    rows = con.execute(f'SELECT seq, "at", kind, actor, subject, payload::VARCHAR, prev_hash, hash '
+                       f"FROM {LOG} ORDER BY seq").fetchall()
     for seq, at, kind, actor, subject, payload, prev_hash, digest in rows:
         assert prev_hash == prev and digest == entry_hash(prev, seq, at, kind, actor, subject, payload)
         prev = digest
@@ -103,7 +104,7 @@ def test_hash_is_sha256_of_prev_and_the_json_list_of_the_fields() -> None:
 
 def test_edited_payload_is_found_at_its_seq(con) -> None:
     log(con)
-    con.execute(f"""UPDATE {LOG} SET payload = '{{"i":7,"tool":"issue_refund","verdict":"deny"}}' WHERE seq = 7""")
+    con.execute(f"""UPDATE {LOG} SET payload = '{{"i":7,"verdict":"deny"}}' WHERE seq = 7""")
     report = verify(con)
     assert found(report) == [("edited", 7)] and not report.ok
     assert "edited 7" in report.summary()
@@ -142,7 +143,8 @@ def test_deleted_middle_entries_are_named(con) -> None:
     assert found(verify(con)) == [("deleted", 7)]
     con.execute(f"DELETE FROM {LOG} WHERE seq BETWEEN 12 AND 14")
     report = verify(con)
-    assert found(report) == [("deleted", 7), ("deleted", 12)] and "entries 12..14" in report.problems[1].detail
+    assert found(report) == [("deleted", 7), ("deleted", 12)]
+    assert "entries 12..14" in report.problems[1].detail
 
 
 def test_deleted_then_renumbered_is_still_found(con) -> None:
@@ -167,10 +169,14 @@ def test_deleted_tail_is_invisible_without_anchor_and_truncated_with_it(con, tmp
     assert read_anchor(anchor)[0] == 20
 
 
-def test_missing_anchor_file_is_an_error_not_a_pass(con, tmp_path: Path) -> None:
+def test_missing_anchor_file_is_reported_not_fatal(con, tmp_path: Path) -> None:
     log(con)
-    with pytest.raises(FileNotFoundError):
-        verify(con, tmp_path / "absent.anchor")
+    report = verify(con, tmp_path / "absent.anchor")
+    assert report.ok and report.anchor_missing and report.anchor is None
+    assert "NO ANCHOR FILE" in report.summary()
+    save_anchor(con, tmp_path / "absent.anchor")
+    report = verify(con, tmp_path / "absent.anchor")
+    assert not report.anchor_missing and report.anchor == head(con) and "NO ANCHOR" not in report.summary()
 
 
 def test_inserted_duplicate_seq_is_found(con) -> None:
@@ -194,10 +200,34 @@ def test_forged_rows_at_the_end_that_do_not_chain_are_inserted(con, tmp_path: Pa
 
 def test_replayed_copy_of_an_entry_is_inserted(con) -> None:
     log(con)
-    con.execute(f'INSERT INTO {LOG} SELECT 21, "at", kind, actor, subject, payload, prev_hash, hash FROM {LOG} '
-                "WHERE seq = 4")
+    con.execute(f'INSERT INTO {LOG} SELECT 21, "at", kind, actor, subject, payload, prev_hash, hash '
+                f"FROM {LOG} WHERE seq = 4")
     report = verify(con)
     assert found(report) == [("inserted", 21)] and "copy of entry 4" in report.problems[0].detail
+
+
+def test_inserted_entry_with_the_rest_renumbered_up_is_inserted(con) -> None:
+    log(con)
+    before = hash_of(con, 4)
+    con.execute(f"UPDATE {LOG} SET seq = seq + 1 WHERE seq >= 5")
+    forge(con, 5, before, {"verdict": "allow"})  # chains to 4; entry 6 (the old 5) no longer chains
+    report = verify(con)
+    assert found(report) == [("inserted", 5)]
+    assert "entries 5..20 renumbered to 6..21" in report.problems[0].detail
+
+
+def test_renumbering_alone_and_a_moved_entry_are_found(con) -> None:
+    log(con)
+    con.execute(f"UPDATE {LOG} SET seq = seq + 1 WHERE seq >= 15")  # seq 15 left empty, nothing deleted
+    report = verify(con)
+    assert found(report) == [("edited", 16)]
+    assert "entries 15..20 renumbered to 16..21" in report.problems[0].detail
+    con.execute(f"UPDATE {LOG} SET seq = seq - 1 WHERE seq >= 16")
+    assert verify(con).ok
+    con.execute(f"UPDATE {LOG} SET seq = 9 WHERE seq = 4")
+    report = verify(con)
+    assert found(report) == [("reordered", 4)]
+    assert report.problems[0].detail.startswith("entry 4 was moved to seq 9")
 
 
 @pytest.mark.parametrize("a, b", [(3, 12), (5, 6), (2, 150)])
@@ -207,6 +237,15 @@ def test_swapped_entries_are_out_of_order(con, a: int, b: int) -> None:
     report = verify(con)
     assert found(report) == [("reordered", a)]
     assert report.problems[0].detail.startswith(f"entries {a} and {b} are out of order")
+
+
+def test_rotated_entries_are_out_of_order(con) -> None:
+    log(con)
+    con.execute(f"UPDATE {LOG} SET seq = CASE seq WHEN 3 THEN 8 WHEN 8 THEN 14 ELSE 3 END "
+                "WHERE seq IN (3, 8, 14)")
+    report = verify(con)
+    assert found(report) == [("reordered", 3)]
+    assert report.problems[0].detail.startswith("entries 3, 8, 14 are out of order")
 
 
 def test_mass_edit_is_one_problem_and_many_problems_are_capped(con) -> None:
@@ -253,13 +292,18 @@ def test_appending_after_verify_continues_the_chain(con, tmp_path: Path) -> None
     assert read_anchor(anchor) == (6, hash_of(con, 6))
 
 
-def test_unicode_and_nested_payloads_round_trip(con) -> None:
-    payload = {"ticket": "Zurück → 退款 🙂", "nested": {"z": [1, 2.5, None, True], "a": {"deep": ["\"q\"", "\\"]}},
-               "control": "tab\tnew\nline\x01", "at": datetime(2026, 11, 1, tzinfo=UTC)}
-    append(con, [AuditEvent("review.decision", "reviewer:анна", "T-ü", payload, None), event(2)])
+def test_unicode_nested_payloads_and_other_time_zones_round_trip(con) -> None:
+    payload = {"ticket": "Zurück → 退款 🙂", "control": "tab\tnew\nline\x01",
+               "nested": {"z": [1, 2.5, None, True], "a": {"deep": ["\"q\"", "\\"]}},
+               "at": datetime(2026, 11, 1, tzinfo=UTC)}
+    india = datetime(2026, 11, 1, 14, 30, 0, 250, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    append(con, [AuditEvent("review.decision", "reviewer:анна", "T-ü", payload, None),
+                 AuditEvent("review.decision", "reviewer:анна", None, {}, india)])
     stored, subject = con.execute(f"SELECT payload::VARCHAR, subject FROM {LOG} WHERE seq = 1").fetchall()[0]
     assert stored == canonical_payload(payload) and subject == "T-ü"
-    assert json.loads(stored) == {**payload, "at": "2026-11-01 00:00:00+00:00"}  # default=str for non-JSON values
+    assert json.loads(stored) == {**payload, "at": "2026-11-01 00:00:00+00:00"}  # default=str: not JSON
+    at = con.execute(f'SELECT "at" FROM {LOG} WHERE seq = 2').fetchall()[0][0]
+    assert at == india and at.astimezone(UTC).isoformat() == "2026-11-01T09:00:00.000250+00:00"
     assert verify(con).ok
 
 
