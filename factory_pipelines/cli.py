@@ -73,16 +73,20 @@ def agents_show(name: Annotated[str, typer.Argument(help="Agent name.")]) -> Non
 def agents_validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="Manifest files (default: every declared one).")] = None,
 ) -> None:
-    """Validate manifests against the schema and the tool catalog; exit 1 naming file, field and reason."""
+    """Validate manifests against the schema, the tool catalog and their policy set; exit 1 naming file, field
+    and reason."""
     from factory_pipelines.lib.manifests import ManifestError, load_manifest
+    from factory_pipelines.lib.policy import PolicyEngine, PolicyError
 
     files = paths or sorted(Path(get_settings().manifests_dir).glob("*.yaml"))
     errors = 0
     for path in files:
         try:
             manifest = load_manifest(path)
-            console.print(f"[green]ok[/green] {path} ({manifest.name} {manifest.version}, {manifest.stage})")
-        except ManifestError as exc:
+            engine = PolicyEngine.load(get_settings().policies_dir, manifest.policy_set)
+            console.print(f"[green]ok[/green] {path} ({manifest.name} {manifest.version}, {manifest.stage}; policy set "
+                          f"{engine.name}@{engine.hash})")
+        except (ManifestError, PolicyError) as exc:
             errors += 1
             console.print(f"[red]invalid[/red] {exc}")
     if errors:

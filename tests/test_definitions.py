@@ -97,3 +97,28 @@ def test_dagster_validates_the_code_location(settings: Settings) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_a_manifest_naming_a_missing_or_invalid_policy_set_fails_the_load(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import pytest
+    import yaml
+
+    from factory_pipelines.lib.policy import PolicyError
+    from factory_pipelines.settings import PACKAGE_DIR
+    from tests.conftest import use_home
+
+    agents = tmp_path / "agents"
+    shutil.copytree(PACKAGE_DIR / "defs" / "agents", agents)
+    path = agents / "manifests" / "support_triage.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "policy_set": "billing"}))
+    settings = use_home(monkeypatch, tmp_path / "home", manifests_dir=str(agents / "manifests"))
+    with pytest.raises(PolicyError, match=r"support_triage.yaml: agent support_triage, policy_set 'billing'.*does not exist"):
+        build_definitions(settings)
+    policies = tmp_path / "policies"
+    shutil.copytree(PACKAGE_DIR / "policies", policies)
+    (policies / "knowledge" / "typo.cedar").write_text('@id("x/typo") permit (principal, action, resource) when { 1 };')
+    settings = use_home(monkeypatch, tmp_path / "home2", policies_dir=str(policies))
+    with pytest.raises(PolicyError, match="knowledge_gap.yaml.*does not validate"):
+        build_definitions(settings)

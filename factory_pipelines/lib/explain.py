@@ -16,6 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from factory_pipelines.lib.sql import table_exists
+
 
 class ExplainError(LookupError):
     """The ticket is unknown, or no agent decided it yet."""
@@ -68,9 +70,9 @@ def _agent_story(con: Any, row: dict[str, Any]) -> dict[str, Any]:
     reviews = _rows(con, "SELECT item_id, tool, status, policies, reason, reviewer, review_reason, reviewed_at, "
                          "executed_at, outcome_reason, expires_at FROM governance.review_queue "
                          "WHERE ticket_id = ? AND agent = ? ORDER BY created_at", [tid, agent]) \
-        if _exists(con, "governance", "review_queue") else []
+        if table_exists(con, "governance", "review_queue") else []
     effects = _rows(con, "SELECT tool, result, run_id, executed_at FROM agents.outbox WHERE ticket_id = ? AND agent = ? "
-                         "ORDER BY executed_at", [tid, agent]) if _exists(con, "agents", "outbox") else []
+                         "ORDER BY executed_at", [tid, agent]) if table_exists(con, "agents", "outbox") else []
     for effect in effects:
         effect["result"] = json.loads(effect["result"]) if effect["result"] else None
     return {
@@ -161,7 +163,3 @@ def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
 
-
-def _exists(con: Any, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchone()[0] > 0

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from factory_pipelines.lib.kill_switches import KillSwitches
 from factory_pipelines.lib.policy import PolicyDecision, PolicyEngine
 from factory_pipelines.lib.rules import Condition
+from factory_pipelines.lib.sql import table_exists
 from factory_pipelines.lib.toolbox import Budget, ToolRequest, Verdict
 
 GATE_CONFIG = "gate.yaml"
@@ -215,7 +216,7 @@ class CedarGate:
     def _email(self, customer_id: str) -> str | None:
         if customer_id not in self._emails:
             row = self.con.execute("SELECT email FROM staging.customers WHERE customer_id = ? LIMIT 1",
-                                   [customer_id]).fetchone() if _has_table(self.con, "staging", "customers") else None
+                                   [customer_id]).fetchone() if table_exists(self.con, "staging", "customers") else None
             self._emails[customer_id] = row[0] if row else None
         return self._emails[customer_id]
 
@@ -231,14 +232,10 @@ def _features(values: dict[str, Any]) -> dict[str, Any]:
             "tickets_7d": whole("tickets_7d")}
 
 
-def _has_table(con: Any, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
-
 
 def refunds_used_cents(con: Any, agent: str, partition: str, config: GateConfig) -> int:
     """Refunds already issued by an agent for a partition (every run of the day, approvals included), in cents."""
-    if not _has_table(con, "agents", "refunds") or not _has_table(con, "agents", "outbox"):
+    if not table_exists(con, "agents", "refunds") or not table_exists(con, "agents", "outbox"):
         return 0
     rows = con.execute(
         "SELECT r.currency, sum(r.amount) FROM agents.refunds r JOIN agents.outbox o "

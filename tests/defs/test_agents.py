@@ -138,27 +138,33 @@ def test_stage_decides_what_exists_and_what_is_scheduled(factory: dict, tmp_path
     assert "agents_job" not in {job.name for job in defs.jobs}, "a draft agent is never scheduled"
 
 
-def test_every_tool_call_passed_the_gate_and_is_in_the_verified_audit_log(factory: dict) -> None:
-    support = factory["agents"].materialized["agents/support_triage"]
-    assert support["policy_set"].startswith("support@") and support["policy_alerts"] == 0
-    calls = query(factory["settings"], f"SELECT count(*), count(verdict), count(policy_hash) FROM agents.tool_calls "
-                                       f"WHERE partition = '{HELD_OUT}' AND agent = 'support_triage'")[0]
-    assert calls[0] == calls[1] == calls[2] == support["gate_allowed"] + support["gate_denied"] + \
-        support["gate_escalated"] > 0
+@pytest.fixture
+def cli(factory: dict) -> object:
+    """The `factory` command on the module's factory (another test may have cached other settings)."""
     from typer.testing import CliRunner
 
     from factory_pipelines.cli import app
 
-    result = CliRunner().invoke(app, ["audit", "verify", "--json"])
+    get_settings.cache_clear()
+    assert get_settings().home == factory["settings"].home
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_every_tool_call_passed_the_gate_and_is_in_the_verified_audit_log(factory: dict, cli: object) -> None:
+    support = factory["agents"].materialized["agents/support_triage"]
+    assert support["policy_set"].startswith("support@") and support["policy_alerts"] == 0
+    calls = query(factory["settings"], f"SELECT count(*), count(verdict), count(policy_hash) FROM agents.tool_calls "
+                                       f"WHERE run_id = '{factory['agents'].run_id}' AND agent = 'support_triage'")[0]
+    assert calls[0] == calls[1] == calls[2] == support["gate_allowed"] + support["gate_denied"] + \
+        support["gate_escalated"] > 0
+    result = cli("audit", "verify", "--json")
     assert result.exit_code == 0, result.output
     assert '"ok": true' in result.output
 
 
-def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict) -> None:
+def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict, cli: object) -> None:
     """The documented path: the gate escalates, `factory review approve`, `factory review execute`."""
-    from typer.testing import CliRunner
-
-    from factory_pipelines.cli import app
     from factory_pipelines.lib.gate import CedarGate, load_gate_config
     from factory_pipelines.lib.kill_switches import KillSwitches
     from factory_pipelines.lib.manifests import load_manifest
@@ -187,15 +193,14 @@ def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict)
                                            "reason": "broken on arrival"}, context={"facts": facts})
     assert result.status == "escalated" and result.verdict.policies == ("refunds/above_limit",)
     item = result.output["review_item"]
-    cli = CliRunner()
-    listed = cli.invoke(app, ["review", "list"])
+    listed = cli("review", "list")
     assert item[:12] in listed.output and "refunds/above_limit" in listed.output
-    approved = cli.invoke(app, ["review", "approve", item[:10], "--reviewer", "Dana", "--reason", "verified photo"])
+    approved = cli("review", "approve", item[:10], "--reviewer", "Dana", "--reason", "verified photo")
     assert approved.exit_code == 0, approved.output
-    twice = cli.invoke(app, ["review", "approve", item[:10], "--reviewer", "Sam", "--reason", "again"])
+    twice = cli("review", "approve", item[:10], "--reviewer", "Sam", "--reason", "again")
     assert twice.exit_code == 1 and "is approved by Dana" in twice.output
     for _ in range(2):
-        executed = cli.invoke(app, ["review", "execute"])
+        executed = cli("review", "execute")
         assert executed.exit_code == 0, executed.output
     refunds = query(settings, f"SELECT count(*) FROM agents.refunds WHERE order_id = '{order_id}'")[0][0]
     assert refunds == 1
@@ -203,4 +208,14 @@ def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict)
         [("executed", "Dana")]
     kinds = {k for (k,) in query(settings, "SELECT DISTINCT kind FROM governance.audit_log")}
     assert {"tool_call", "policy_set", "alias_moved", "review_approved", "review_executed"} <= kinds
-    assert cli.invoke(app, ["audit", "verify"]).exit_code == 0
+    assert cli("audit", "verify").exit_code == 0
+    ticket = query(settings, f"SELECT ticket_id FROM agents.decisions WHERE agent = 'support_triage' AND partition = "
+                             f"'{HELD_OUT}' AND action = 'refund' ORDER BY ticket_id LIMIT 1")[0][0]
+    story = cli("explain", ticket, "--json")
+    assert story.exit_code == 0, story.output
+    told = __import__("json").loads(story.output)
+    assert told["source"]["data_version"] and told["source"]["contracts"]
+    assert set(told["source"]["contracts"].values()) == {"SUCCEEDED"}
+    support = next(a for a in told["agents"] if a["agent"] == "support_triage")
+    assert support["read"]["features"] and support["read"]["passages"] and support["trace_id"]
+    assert all(c["policy_hash"].startswith("support@") for c in support["tool_calls"])
