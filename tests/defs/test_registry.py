@@ -13,7 +13,7 @@ from factory_pipelines.settings import Settings
 def test_prompt_versions_asset_syncs_once(settings: Settings) -> None:
     defs = build_definitions(settings)
     asset = next(a for a in defs.assets if dg.AssetKey(["registry", "prompt_versions"]) in a.keys)
-    resources = {"tracking": defs.resources["tracking"]}
+    resources = {"tracking": defs.resources["tracking"], "warehouse": defs.resources["warehouse"]}
     first = dg.materialize([asset], resources=resources)
     second = dg.materialize([asset], resources=resources)
 
@@ -22,5 +22,11 @@ def test_prompt_versions_asset_syncs_once(settings: Settings) -> None:
 
     assert meta(first)["new_versions"].value == 3
     assert meta(second)["new_versions"].value == 0
+    import duckdb
+
+    with duckdb.connect(settings.warehouse, read_only=True) as con:  # each alias set is an audit event
+        moves = con.execute("SELECT subject, json_extract_string(payload, '$.alias') FROM governance.audit_log "
+                            "WHERE kind = 'alias_moved' ORDER BY subject").fetchall()
+    assert moves == [(f"prompt:{n}", "champion") for n in ("knowledge_gap", "support_reply", "support_triage")]
     assert meta(second)["prompts"].value == {name: {"version": 1, "created": False}
                                              for name in ("knowledge_gap", "support_reply", "support_triage")}

@@ -40,14 +40,15 @@ def test_sync_creates_a_version_only_when_content_changes(tmp_path: Path) -> Non
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     prompts = load_prompts(PROMPTS)
     first = sync_prompts(client, prompts)
-    assert first == {name: {"version": 1, "created": True} for name in ("knowledge_gap", "support_reply", "support_triage")}
+    assert first == {name: {"version": 1, "created": True, "alias": "champion"}
+                     for name in ("knowledge_gap", "support_reply", "support_triage")}
     assert sync_prompts(client, prompts) == {k: {"version": 1, "created": False} for k in prompts}
 
     changed = dict(prompts)
     changed["support_triage"] = prompts["support_triage"].model_copy(
         update={"template": prompts["support_triage"].template + "\nBe brief."})
     third = sync_prompts(client, changed)
-    assert third["support_triage"] == {"version": 2, "created": True}
+    assert third["support_triage"] == {"version": 2, "created": True, "alias": "challenger"}
     assert third["knowledge_gap"] == {"version": 1, "created": False}
     assert client.get_prompt_version_by_alias("support_triage", "champion").version in (1, "1")
     assert client.get_prompt_version_by_alias("support_triage", "challenger").version in (2, "2")
