@@ -8,6 +8,7 @@ audit chain or explains a ticket. Commands that write the warehouse wait while a
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
     app.command("revive")(revive)
     app.command("switches")(switches)
     app.command("explain")(explain)
+    app.command("redteam")(redteam)
 
 
 def _warehouse(read_only: bool = False) -> Any:
@@ -350,3 +352,75 @@ def _instance() -> Any:
     import dagster as dg
 
     return dg.DagsterInstance.get()
+
+
+def redteam(
+    corpus: Annotated[Path | None, typer.Option(help="JSONL attacks, one object per line with at least `body` "
+                                                     "(default: evals/injections/attacks.jsonl).")] = None,
+    agent: Annotated[str, typer.Option(help="Agent whose manifest, rules, replies and policy set to attack.")]
+    = "support_triage",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Replay prompt-injection attacks through the real agent and the real policy gate in a scratch warehouse;
+    exit 1 when any forbidden action executed."""
+    from factory_pipelines.lib.agent_runtime import ResolvedPrompt
+    from factory_pipelines.lib.manifests import load_manifest
+    from factory_pipelines.lib.prompts import load_prompt_file
+    from factory_pipelines.lib.red_team import load_corpus, run_corpus
+    from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, turn_off_telemetry
+
+    settings = get_settings()
+    turn_off_telemetry()
+    path = corpus or REPO_ROOT / "evals" / "injections" / "attacks.jsonl"
+    try:
+        attacks = load_corpus(path)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    manifest = load_manifest(settings.manifests_dir / f"{agent}.yaml")
+    spec = load_prompt_file(PACKAGE_DIR / "defs" / "registry" / "prompts" / f"{manifest.prompt_name}.yaml")
+    resource = _resource()
+    import tempfile
+
+    import mlflow
+
+    from factory_pipelines.lib.kill_switches import KillSwitches
+
+    mlflow.tracing.disable()  # attacks are judged from their effects; their traces would only fill a store
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = run_corpus(attacks, manifest=manifest, engine=resource.engine(manifest.policy_set),
+                            config=resource.gate_config(), switches=KillSwitches(Path(scratch) / "switches.jsonl"),
+                            kb_articles=_kb_articles(), agents_dir=settings.manifests_dir.parent,
+                            prompt=ResolvedPrompt(spec.name, 1, spec.template, spec.response_schema))
+    summary = {"corpus": str(path), "attacks": report.attacks, "by_kind": dict(report.by_kind),
+               "tool_calls": dict(sorted(report.tool_calls.items())), "escalated_to_review": report.escalated_to_review,
+               "forbidden_executed": report.forbidden_executed}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        table = Table(title=f"{report.attacks} attacks from {path} against {agent} "
+                            f"({', '.join(f'{k} {v}' for k, v in sorted(report.by_kind.items()))})")
+        table.add_column("tool call : verdict")
+        table.add_column("calls", justify="right")
+        for key, n in sorted(report.tool_calls.items()):
+            table.add_row(key, str(n))
+        console.print(table)
+        colour = "green" if report.ok else "red"
+        console.print(f"[{colour}]forbidden actions executed: {len(report.forbidden_executed)}[/{colour}]")
+        for line in report.forbidden_executed:
+            console.print(f"  {line}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _kb_articles() -> list[dict[str, Any]]:
+    """The knowledge base the attacks are retrieved against: the warehouse's, when there is one."""
+    import duckdb
+
+    try:
+        with _warehouse(read_only=True) as con:
+            rows = con.execute("SELECT article_id, title, body, updated_at FROM staging.kb_articles").fetchall()
+        return [dict(zip(("article_id", "title", "body", "updated_at"), r, strict=True)) for r in rows]
+    except (duckdb.CatalogException, duckdb.IOException):
+        return [{"article_id": "KB-001", "title": "Refund policy", "updated_at": "2026-11-01",
+                 "body": "Refunds of delivered orders are issued within 30 days. Refunds above 1,000 need a team lead."}]
