@@ -19,7 +19,8 @@ from rich.table import Table
 
 from benchmarks import REPO_ROOT, RESULTS_DIR, machine, number, print_machine
 
-BENCHMARKS = ("ingest_tickets", "online_features", "code_location_load", "agent_run")
+BENCHMARKS = ("ingest_tickets", "online_features", "code_location_load", "agent_run", "audit_verify",
+              "policy_gate")
 
 
 def main(argv: list[str]) -> int:

@@ -223,6 +223,9 @@ class AgentRunner:
         if tickets:
             self.check_prompts(list(tickets[0]))
         self._scores = self._score_first_pass(tickets)
+        prefetch = getattr(self.toolbox.gate, "prefetch", None)  # the gate's own lookups, in bulk
+        if prefetch is not None and tickets:
+            prefetch(tickets)
         report = RunReport(self.manifest.name, self.toolbox.partition, tickets=len(tickets),
                            prompt_version=f"{self.prompt.name}/{self.prompt.version}", model_version=self.model_version,
                            first_pass=f"{self.first_pass.uri} v{self.first_pass.version}" if self.first_pass else "")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from factory_pipelines.lib.kill_switches import KillSwitches
 from factory_pipelines.lib.policy import PolicyDecision, PolicyEngine
-from factory_pipelines.lib.rules import Condition
+from factory_pipelines.lib.rules import Condition, lookup
 from factory_pipelines.lib.sql import table_exists
 from factory_pipelines.lib.toolbox import Budget, ToolRequest, Verdict
 
@@ -117,8 +117,10 @@ class CedarGate:
     manifest_kill_switch: bool = False  # the manifest's own kill_switch: true stops every call
     decisions: int = 0
     alerts: list[str] = field(default_factory=list)
+    shop: Shop = field(init=False, repr=False)
     _entities: Any = field(default=None, init=False, repr=False)
-    _emails: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
+    _signals: dict[tuple[Any, ...], bool] = field(default_factory=dict, init=False, repr=False)
+    _data_memo: tuple[Any, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def for_agent(cls, manifest: Any, engine: PolicyEngine, switches: KillSwitches, config: GateConfig, con: Any,
@@ -130,6 +132,7 @@ class CedarGate:
 
     def __post_init__(self) -> None:
         self._entities = self.engine.entities([agent_entity(self.agent, self.stage, self.version, self.tools)])
+        self.shop = Shop(self.con, self.as_of)
 
     @property
     def policy_hash(self) -> str:
@@ -152,16 +155,20 @@ class CedarGate:
         return Verdict(decision.outcome, decision.reason, decision.policies, policy_hash=self.policy_hash,
                        request=cedar, shadow=decision.shadow_outcome, shadow_policies=decision.shadow_policies)
 
+    def prefetch(self, tickets: list[dict[str, Any]]) -> None:
+        """Look up the orders and customer emails a day of tickets will need, in two queries."""
+        orders = {t.get("order_id") for t in tickets if t.get("order_id")}
+        for ticket in tickets:
+            orders |= set(ORDER_REF.findall(f"{ticket.get('subject') or ''} {ticket.get('body') or ''}"))
+        self.shop.prefetch({str(t["customer_id"]) for t in tickets if t.get("customer_id")}, orders)
+
     def request(self, request: ToolRequest) -> dict[str, Any]:
         """The Cedar request of one tool call."""
         facts = request.context.get("facts") or {}
         tool, args = request.tool.name, request.arguments
         customer_id = str((facts.get("ticket") or {}).get("customer_id") or "")
-        context: dict[str, Any] = {
-            "tool": tool, "ticket_id": request.ticket_id, "risk_score": self.risk(facts),
-            "customer": _features(facts.get("features") or {}), "data": self._data(facts),
-            "budget": self.budget.cedar(),
-        }
+        context: dict[str, Any] = {"tool": tool, "ticket_id": request.ticket_id, **self._ticket_context(facts),
+                                   "budget": self.budget.cedar()}
         if tool == "customer_features":
             resource = {"type": "Customer", "id": args.customer_id}
         elif tool in ("order_lookup", "issue_refund"):
@@ -169,16 +176,9 @@ class CedarGate:
         else:
             resource = {"type": "Ticket", "id": getattr(args, "ticket_id", None) or request.ticket_id}
         if tool == "issue_refund":
-            order = self._order(args.order_id)
-            rate = (order["amount_usd"] / order["amount"]) if order and order["amount"] else \
-                self.config.usd_per_unit.get(args.currency, 1.0)
-            context |= {"amount_cents": cents(args.amount * rate), "currency": args.currency, "order": {
-                "found": order is not None, "customer_matches": bool(order and order["customer_id"] == customer_id),
-                "amount_cents": cents(order["amount_usd"]) if order else 0,
-                "refunded_cents": cents((order["refund_amount"] or 0) * rate) if order else 0,
-                "status": (order or {}).get("status") or "unknown"}}
+            context |= refund_context(self.shop, args, customer_id, self.config)
         elif tool == "send_reply":
-            scan = scan_reply(args.body, customer_id, self._email(customer_id), self._owner, self.config)
+            scan = scan_reply(args.body, customer_id, self.shop.email(customer_id), self.shop.owner, self.config)
             foreign_ticket = [args.ticket_id] if args.ticket_id != request.ticket_id else []
             context |= {"scan": {"secrets": len(scan.secrets), "other_customer_refs":
                                  len(scan.other_customer_refs) + len(foreign_ticket), "chars": len(args.body)},
@@ -188,37 +188,127 @@ class CedarGate:
         return {"principal": {"type": "Agent", "id": self.agent}, "action": {"type": "Action", "id": tool},
                 "resource": resource, "context": context}
 
-    def risk(self, facts: dict[str, Any]) -> int:
-        """Points of the risk signals that hold, at most 100; computed once per ticket."""
-        if "_risk" not in facts:
-            facts["_risk"] = min(100, sum(s.points for s in self.config.signals if s.when.holds(facts)))
-        return facts["_risk"]
+    def _ticket_context(self, facts: dict[str, Any]) -> dict[str, Any]:
+        """Risk score, customer features and data status: the same for every call of a ticket until what the
+        agent knows changes (features, their times, the order, the amount), so computed once per state."""
+        features, times = facts.get("features") or {}, facts.get("feature_times") or {}
+        key = (id(features), len(features), id(times), id(facts.get("order")), facts.get("amount"))
+        cached = facts.get("_gate")
+        if cached is None or cached[0] != key:
+            cached = (key, {"risk_score": self._risk(facts), "customer": _features(features),
+                            "data": self._data(times)})
+            facts["_gate"] = cached
+        return cached[1]
 
-    def _data(self, facts: dict[str, Any]) -> dict[str, Any]:
-        times = facts.get("feature_times") or {}
+    def _risk(self, facts: dict[str, Any]) -> int:
+        """Points of the signals that hold, at most 100; a signal is judged once per distinct value of its paths
+        (the text of a ticket is matched once, not on every call)."""
+        points = 0
+        for signal in self.config.signals:
+            key = (signal.id, *(_hashable(lookup(facts, p)) for p in signal.when.paths))
+            if key not in self._signals:
+                self._signals[key] = signal.when.holds(facts)
+            points += signal.points if self._signals[key] else 0
+        return min(100, points)
+
+    def risk(self, facts: dict[str, Any]) -> int:
+        """Points of the risk signals that hold for these facts, at most 100."""
+        return self._ticket_context(facts)["risk_score"]
+
+    def _data(self, times: dict[str, str]) -> dict[str, Any]:
+        if self._data_memo and self._data_memo[0] is times:
+            return self._data_memo[1]
         age = -1
         if times and self.as_of is not None:
             oldest = min(datetime.fromisoformat(t) for t in times.values())
             age = max(0, int((self.as_of - oldest.replace(tzinfo=None)).total_seconds() // 3600))
-        return {"contracts_passed": self.contracts_passed, "features_age_hours": age}
+        data = {"contracts_passed": self.contracts_passed, "features_age_hours": age}
+        self._data_memo = (times, data)
+        return data
 
-    def _order(self, order_id: str) -> dict[str, Any] | None:
-        row = self.con.execute(
-            "SELECT customer_id, amount, amount_usd, status, refund_amount FROM staging.orders WHERE order_id = ? "
-            "ORDER BY updated_at DESC LIMIT 1", [order_id]).fetchone()
-        keys = ("customer_id", "amount", "amount_usd", "status", "refund_amount")
-        return dict(zip(keys, row, strict=True)) if row else None
 
-    def _owner(self, order_id: str) -> str | None:
-        order = self._order(order_id)
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+
+
+@dataclass
+class Shop:
+    """What the gate looks up itself rather than trust the model: orders as of the run's day (the shop's
+    export plus what the factory refunded since) and customers' emails. Cached per run."""
+
+    con: Any
+    as_of: datetime | None = None
+    _orders: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+    _emails: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _tables: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    def has(self, table: str) -> bool:
+        if table not in self._tables:
+            schema, name = table.split(".")
+            self._tables[table] = table_exists(self.con, schema, name)
+        return self._tables[table]
+
+    def prefetch(self, customer_ids: set[str], order_ids: set[str]) -> None:
+        orders = sorted(set(order_ids) - set(self._orders))
+        if orders and self.has("staging.orders"):
+            rows = self.con.execute(
+                "SELECT order_id, arg_max(customer_id, updated_at), arg_max(amount, updated_at), "
+                "arg_max(amount_usd, updated_at), arg_max(status, updated_at), arg_max(refund_amount, updated_at), "
+                "arg_max(currency, updated_at) "
+                "FROM staging.orders WHERE list_contains(?, order_id) AND (?::TIMESTAMP IS NULL OR updated_at <= ?) "
+                "GROUP BY order_id", [orders, self._as_of(), self._as_of()]).fetchall()
+            keys = ("customer_id", "amount", "amount_usd", "status", "refund_amount", "currency")
+            found = {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
+            self._orders |= {o: found.get(o) for o in orders}
+        customers = sorted(set(customer_ids) - set(self._emails))
+        if customers and self.has("staging.customers"):
+            rows = self.con.execute("SELECT customer_id, any_value(email) FROM staging.customers "
+                                    "WHERE list_contains(?, customer_id) GROUP BY customer_id", [customers]).fetchall()
+            found_emails = dict(rows)
+            self._emails |= {c: found_emails.get(c) for c in customers}
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        if order_id not in self._orders:
+            self.prefetch(set(), {order_id})
+        return self._orders.get(order_id)
+
+    def owner(self, order_id: str) -> str | None:
+        order = self.order(order_id)
         return order["customer_id"] if order else None
 
-    def _email(self, customer_id: str) -> str | None:
+    def email(self, customer_id: str) -> str | None:
         if customer_id not in self._emails:
-            row = self.con.execute("SELECT email FROM staging.customers WHERE customer_id = ? LIMIT 1",
-                                   [customer_id]).fetchone() if table_exists(self.con, "staging", "customers") else None
-            self._emails[customer_id] = row[0] if row else None
-        return self._emails[customer_id]
+            self.prefetch({customer_id}, set())
+        return self._emails.get(customer_id)
+
+    def refunded_by_us(self, order_id: str) -> list[tuple[str, float]]:
+        """Refunds the factory issued on the order, per currency (not cached: a run's own refunds count at once)."""
+        if not self.has("agents.refunds"):
+            return []
+        return self.con.execute("SELECT currency, sum(amount) FROM agents.refunds WHERE order_id = ? GROUP BY currency",
+                                [order_id]).fetchall()
+
+    def _as_of(self) -> datetime | None:
+        return self.as_of.replace(tzinfo=None) if self.as_of else None
+
+
+def refund_context(shop: Shop, args: Any, customer_id: str, config: GateConfig) -> dict[str, Any]:
+    """What the refund policies judge, from the warehouse (never from the model): the amount in USD cents, and
+    whose order it is, what it cost, what was refunded on it so far, its status."""
+    order = shop.order(args.order_id)
+
+    def usd(amount: float, currency: str) -> float:
+        """The order's own rate for its currency (what the customer paid), the configured rate otherwise."""
+        if order and currency == order["currency"] and order["amount"]:
+            return amount * order["amount_usd"] / order["amount"]
+        return amount * config.usd_per_unit.get(currency, 1.0)
+
+    refunded = usd(order["refund_amount"] or 0, order["currency"]) + sum(
+        usd(total, currency) for currency, total in shop.refunded_by_us(args.order_id)) if order else 0
+    return {"amount_cents": cents(usd(args.amount, args.currency)), "currency": args.currency, "order": {
+        "found": order is not None, "customer_matches": bool(order and order["customer_id"] == customer_id),
+        "amount_cents": cents(order["amount_usd"]) if order else 0, "refunded_cents": cents(refunded),
+        "status": (order or {}).get("status") or "unknown"}}
 
 
 def _features(values: dict[str, Any]) -> dict[str, Any]:
@@ -276,8 +366,16 @@ def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Call
         return PolicyDecision("deny", ("manifest/missing",), f"agent {item['agent']} is no longer declared")
     if manifest.kill_switch:
         return PolicyDecision("deny", ("kill_switch/manifest",), "kill_switch: true in the agent's manifest")
+    from factory_pipelines.lib.tools import CATALOG
+
     engine = engine_for(manifest.policy_set)
     request = json.loads(item["cedar_request"])
+    if item["tool"] == "issue_refund":  # the order as it is now, with what was refunded since the escalation
+        args = CATALOG["issue_refund"].input.model_validate_json(item["arguments"])
+        shop = Shop(con)
+        ticket = con.execute("SELECT customer_id FROM staging.tickets WHERE ticket_id = ? LIMIT 1",
+                             [item["ticket_id"]]).fetchone() if shop.has("staging.tickets") else None
+        request["context"] |= refund_context(shop, args, ticket[0] if ticket else "", config)
     if item["tool"] == "issue_refund" and item["partition"] is not None:
         used = refunds_used_cents(con, item["agent"], str(item["partition"]), config)
         request["context"]["budget"]["refund_day_used_cents"] = used

@@ -50,6 +50,14 @@ def ensure_outbox(con: Any) -> None:
     con.execute(OUTBOX_DDL)
 
 
+def done_result(con: Any, agent: str, ticket_id: str, tool: str,
+                arguments: BaseModel | dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result when this exact side effect already happened, else None."""
+    row = con.execute("SELECT result FROM agents.outbox WHERE idempotency_key = ?",
+                      [idempotency_key(agent, ticket_id, tool, arguments)]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
 def execute_once(
     con: Any, *, agent: str, ticket_id: str, tool: str, tool_version: str, arguments: BaseModel | dict[str, Any],
     effect: Callable[[Any], dict[str, Any]], run_id: str | None = None, partition: str | None = None,

@@ -48,6 +48,13 @@ class Condition(BaseModel):
                 raise ValueError(f"text_matches.{path}: bad regex ({exc})") from exc
         return value
 
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every fact path the condition reads (its outcome depends on these values only)."""
+        keyed = (self.text_matches, self.equals, self.not_equals, self.one_of, self.at_least, self.greater_than,
+                 self.below)
+        return tuple(dict.fromkeys([p for clause in keyed for p in clause] + self.present + self.absent))
+
     def holds(self, facts: dict[str, Any], ignore: frozenset[str] = frozenset()) -> bool:
         """Whether every clause holds; clauses on the paths in `ignore` count as holding."""
         def number(path: str) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from factory_pipelines.lib.outbox import canonical, execute_once
+from factory_pipelines.lib.outbox import canonical, done_result, execute_once
 from factory_pipelines.lib.retrieval import KbIndex
 from factory_pipelines.lib.tools import CATALOG, ToolSpec
 
@@ -231,7 +231,7 @@ class Toolbox:
             span.set_inputs(arguments)
             span.set_attributes({"tool.version": spec.version, "side_effect": spec.side_effect})
             try:
-                result = self._call(spec, ticket_id, arguments, context or {})
+                result = self._call(spec, ticket_id, arguments, context or {}, record)
             except (ToolCallError, BudgetExhausted) as exc:
                 record |= {"status": "error", "error": str(exc)[:1000], "latency_s": time.perf_counter() - started}
                 if isinstance(exc, BudgetExhausted):
@@ -240,28 +240,30 @@ class Toolbox:
                 span.set_attributes({"error": str(exc)[:500]})
                 span.set_status("ERROR")
                 raise
-            verdict = result.verdict
-            record |= {"status": result.status, "verdict": verdict.decision, "reason": verdict.reason,
-                       "policies": list(verdict.policies), "executed": result.executed,
-                       "policy_hash": verdict.policy_hash, "shadow_verdict": verdict.shadow,
-                       "shadow_policies": list(verdict.shadow_policies),
-                       "cedar_request": json.dumps(verdict.request) if verdict.request else None,
-                       "output": json.dumps(result.output, default=str) if result.output is not None else None,
-                       "latency_s": time.perf_counter() - started}
+            record |= _verdict_fields(result.verdict) | {
+                "status": result.status, "executed": result.executed, "latency_s": time.perf_counter() - started,
+                "output": json.dumps(result.output, default=str) if result.output is not None else None}
             self.records.append(record)
             span.set_outputs(result.output)
             span.set_attributes({"verdict": result.verdict.decision, "status": result.status,
                                  "executed": result.executed})
         return result
 
-    def _call(self, spec: ToolSpec, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any]) -> ToolResult:
+    def _call(self, spec: ToolSpec, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any],
+              record: dict[str, Any]) -> ToolResult:
         try:
             args = spec.input.model_validate(arguments)
         except ValidationError as exc:
             raise ToolCallError(f"{spec.name}: arguments break its input schema: {_problems(exc)}") from exc
         self.budget.charge_tool_call(spec.name)
+        if spec.side_effect and spec.name not in self.overrides:
+            done = done_result(self.env.con, self.agent, ticket_id, spec.name, args)
+            if done is not None:  # a re-run: this exact effect happened once already, nothing runs again
+                return ToolResult(spec.name, "ok", done, Verdict(
+                    "allow", "already executed once (outbox); nothing runs again", ("outbox/done",)), False)
         request = ToolRequest(self.agent, ticket_id, spec, args, context)
         verdict = self.gate.check(request)
+        record |= _verdict_fields(verdict)  # kept when the tool then fails
         if verdict.decision == "deny":
             return ToolResult(spec.name, "denied", None, verdict, False)
         if verdict.decision == "escalate":
@@ -317,6 +319,14 @@ def perform_effect(con: Any, agent: str, ticket_id: str, spec: ToolSpec, args: B
 
     return execute_once(con, agent=agent, ticket_id=ticket_id, tool=spec.name, tool_version=spec.version,
                         arguments=args, effect=act, run_id=run_id, partition=partition)
+
+
+def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    """The policy decision of a call, as `agents.tool_calls` columns."""
+    return {"verdict": verdict.decision, "reason": verdict.reason, "policies": list(verdict.policies),
+            "policy_hash": verdict.policy_hash, "shadow_verdict": verdict.shadow,
+            "shadow_policies": list(verdict.shadow_policies),
+            "cedar_request": json.dumps(verdict.request) if verdict.request else None}
 
 
 def ensure_effect_tables(con: Any) -> None:
