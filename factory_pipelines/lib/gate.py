@@ -120,6 +120,7 @@ class CedarGate:
     shop: Shop = field(init=False, repr=False)
     _entities: Any = field(default=None, init=False, repr=False)
     _signals: dict[tuple[Any, ...], bool] = field(default_factory=dict, init=False, repr=False)
+    _signal_paths: list[tuple[Signal, tuple[str, ...]]] = field(default_factory=list, init=False, repr=False)
     _data_memo: tuple[Any, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -133,6 +134,7 @@ class CedarGate:
     def __post_init__(self) -> None:
         self._entities = self.engine.entities([agent_entity(self.agent, self.stage, self.version, self.tools)])
         self.shop = Shop(self.con, self.as_of)
+        self._signal_paths = [(signal, signal.when.paths) for signal in self.config.signals]
 
     @property
     def policy_hash(self) -> str:
@@ -204,8 +206,8 @@ class CedarGate:
         """Points of the signals that hold, at most 100; a signal is judged once per distinct value of its paths
         (the text of a ticket is matched once, not on every call)."""
         points = 0
-        for signal in self.config.signals:
-            key = (signal.id, *(_hashable(lookup(facts, p)) for p in signal.when.paths))
+        for signal, paths in self._signal_paths:
+            key = (signal.id, *(_hashable(lookup(facts, p)) for p in paths))
             if key not in self._signals:
                 self._signals[key] = signal.when.holds(facts)
             points += signal.points if self._signals[key] else 0
