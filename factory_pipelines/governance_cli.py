@@ -235,6 +235,12 @@ def _flip(on: bool, agent: str | None, tool: str | None, everything: bool, by: s
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --agent NAME, --tool NAME or --all")
     scope = chosen[0]
+    from factory_pipelines.lib.manifests import load_manifests
+    from factory_pipelines.lib.tools import CATALOG
+
+    known = {"agent": set(load_manifests(get_settings().manifests_dir)), "tool": set(CATALOG)}.get(scope)
+    if known is not None and (agent or tool) not in known:  # a typo must not look like a switch that holds
+        raise typer.BadParameter(f"no {scope} {agent or tool!r}; known: {', '.join(sorted(known))}")
     try:
         event = _resource().switches().flip(scope, agent or tool or "*", on, by, reason)
     except ValueError as exc:

@@ -441,7 +441,7 @@ class AgentRunner:
     def _reply(self, tid: str, facts: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
         """A reply citing the retrieved passages: a prompt with a capable model, else a template."""
         cited = list(facts["retrieval"].get("ids", []))[:2]
-        if self.reply_prompt is not None and self.manifest.model.provider != "local":
+        if self.reply_prompt is not None and self.manifest.model.provider != "local" and not facts.get("held"):
             answer, _ = self._ask(tid, facts, self.reply_prompt.response_schema, self.reply_prompt, usage)
             cited = [c for c in answer.get("cited_article_ids", []) if c in facts["retrieval"].get("ids", [])]
             return {"body": answer["body"], "cited": cited}

@@ -12,6 +12,7 @@ order it is, what a reply contains) are looked up or scanned here, never taken f
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,9 +29,11 @@ from factory_pipelines.lib.toolbox import Budget, ToolRequest, Verdict
 
 GATE_CONFIG = "gate.yaml"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-CUSTOMER_REF = re.compile(r"\bC-[0-9]{3,}\b")
-ORDER_REF = re.compile(r"\bO-[0-9]{4,}\b")
+CUSTOMER_REF = re.compile(r"\b[Cc]-[0-9]{3,}\b")
+ORDER_REF = re.compile(r"\b[Oo]-[0-9]{4,}\b")
+DASHES = re.compile("[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 SPELLED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\bat\b)\s*", re.IGNORECASE)
+SPELLED_AT_ONLY = re.compile(r"\[at\]|\(at\)", re.IGNORECASE)
 SPELLED_DOT = re.compile(r"\s*(?:\[dot\]|\(dot\)|\bdot\b)\s*", re.IGNORECASE)
 
 
@@ -77,22 +80,39 @@ class ReplyScan:
 
 def scan_reply(body: str, customer_id: str, own_email: str | None, order_owner: Callable[[str], str | None],
                config: GateConfig) -> ReplyScan:
-    """Secrets and other customers' emails, ids and orders in a reply body (what `replies/*` policies judge)."""
-    secrets = [name for name, rx in config.compiled_secrets() if rx.search(body)]
+    """Secrets and other customers' emails, ids and orders in a reply body (what `replies/*` policies judge).
+    The body is normalized first, so look-alike letters, invisible characters and odd dashes hide nothing."""
+    text = _normalized(body)
+    secrets = [name for name, rx in config.compiled_secrets() if rx.search(text)
+               and (name != "card_number" or any(_luhn(m.group(0)) for m in rx.finditer(text)))]
     others: list[str] = []
-    emails = set(EMAIL.findall(body))
-    if SPELLED_DOT.search(body):  # "jane dot doe at mail dot example"
-        emails |= set(EMAIL.findall(SPELLED_DOT.sub(".", SPELLED_AT.sub("@", body))))
+    emails = set(EMAIL.findall(text))
+    if SPELLED_DOT.search(text) or SPELLED_AT_ONLY.search(text):  # "jane dot doe at mail dot example"
+        emails |= set(EMAIL.findall(SPELLED_DOT.sub(".", SPELLED_AT.sub("@", text))))
     for email in emails:
         domain = email.rsplit("@", 1)[1].lower()
-        if email.lower() != (own_email or "").lower() and domain not in config.allowed_email_domains:
+        ours = any(domain == d or domain.endswith(f".{d}") for d in config.allowed_email_domains)
+        if email.lower() != (own_email or "").lower() and not ours:
             others.append(email)
-    others += [c for c in CUSTOMER_REF.findall(body) if c != customer_id]
-    for order_id in ORDER_REF.findall(body):
+    others += [c.upper() for c in CUSTOMER_REF.findall(text) if c.upper() != customer_id]
+    for order_id in {o.upper() for o in ORDER_REF.findall(text)}:
         owner = order_owner(order_id)
         if owner is not None and owner != customer_id:
             others.append(order_id)
     return ReplyScan(secrets, sorted(set(others)))
+
+
+def _normalized(text: str) -> str:
+    """NFKC (full-width and compatibility forms), invisible format characters dropped, dashes made '-'."""
+    folded = unicodedata.normalize("NFKC", text)
+    return DASHES.sub("-", "".join(ch for ch in folded if unicodedata.category(ch) != "Cf"))
+
+
+def _luhn(number: str) -> bool:
+    """Whether a card-like number passes the Luhn check (tracking numbers and references mostly do not)."""
+    digits = [int(d) for d in number if d.isdigit()][::-1]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
+    return len(digits) >= 13 and total % 10 == 0
 
 
 def cents(amount: float | None) -> int:
@@ -169,14 +189,21 @@ class CedarGate:
         facts = request.context.get("facts") or {}
         tool, args = request.tool.name, request.arguments
         customer_id = str((facts.get("ticket") or {}).get("customer_id") or "")
-        context: dict[str, Any] = {"tool": tool, "ticket_id": request.ticket_id, **self._ticket_context(facts),
-                                   "budget": self.budget.cedar()}
+        context: dict[str, Any] = {
+            "tool": tool, "ticket_id": request.ticket_id, "risk_score": self._risk(facts),
+            "customer": _features(facts.get("features") or {}), "data": self._data(facts.get("feature_times") or {}),
+            "budget": self.budget.cedar()}
         if tool == "customer_features":
             resource = {"type": "Customer", "id": args.customer_id}
+            context |= {"own": args.customer_id == customer_id}
         elif tool in ("order_lookup", "issue_refund"):
             resource = {"type": "Order", "id": args.order_id}
         else:
             resource = {"type": "Ticket", "id": getattr(args, "ticket_id", None) or request.ticket_id}
+        if tool == "order_lookup":
+            order = self.shop.order(args.order_id)
+            context |= {"order_found": order is not None,
+                        "own": order is None or order["customer_id"] == customer_id}
         if tool == "issue_refund":
             context |= refund_context(self.shop, args, customer_id, self.config)
         elif tool == "send_reply":
@@ -190,18 +217,6 @@ class CedarGate:
         return {"principal": {"type": "Agent", "id": self.agent}, "action": {"type": "Action", "id": tool},
                 "resource": resource, "context": context}
 
-    def _ticket_context(self, facts: dict[str, Any]) -> dict[str, Any]:
-        """Risk score, customer features and data status: the same for every call of a ticket until what the
-        agent knows changes (features, their times, the order, the amount), so computed once per state."""
-        features, times = facts.get("features") or {}, facts.get("feature_times") or {}
-        key = (id(features), len(features), id(times), id(facts.get("order")), facts.get("amount"))
-        cached = facts.get("_gate")
-        if cached is None or cached[0] != key:
-            cached = (key, {"risk_score": self._risk(facts), "customer": _features(features),
-                            "data": self._data(times)})
-            facts["_gate"] = cached
-        return cached[1]
-
     def _risk(self, facts: dict[str, Any]) -> int:
         """Points of the signals that hold, at most 100; a signal is judged once per distinct value of its paths
         (the text of a ticket is matched once, not on every call)."""
@@ -212,10 +227,6 @@ class CedarGate:
                 self._signals[key] = signal.when.holds(facts)
             points += signal.points if self._signals[key] else 0
         return min(100, points)
-
-    def risk(self, facts: dict[str, Any]) -> int:
-        """Points of the risk signals that hold for these facts, at most 100."""
-        return self._ticket_context(facts)["risk_score"]
 
     def _data(self, times: dict[str, str]) -> dict[str, Any]:
         if self._data_memo and self._data_memo[0] is times:
@@ -290,6 +301,12 @@ class Shop:
         return self.con.execute("SELECT currency, sum(amount) FROM agents.refunds WHERE order_id = ? GROUP BY currency",
                                 [order_id]).fetchall()
 
+    def latest_state(self, order_id: str) -> dict[str, Any]:
+        """The order's status and refunded amount in the shop's latest export (not cached, not as of a day)."""
+        row = self.con.execute("SELECT arg_max(status, updated_at), arg_max(refund_amount, updated_at) "
+                               "FROM staging.orders WHERE order_id = ?", [order_id]).fetchone()
+        return {"status": row[0], "refund_amount": row[1]} if row and row[0] is not None else {}
+
     def _as_of(self) -> datetime | None:
         return self.as_of.replace(tzinfo=None) if self.as_of else None
 
@@ -305,6 +322,8 @@ def refund_context(shop: Shop, args: Any, customer_id: str, config: GateConfig) 
             return amount * order["amount_usd"] / order["amount"]
         return amount * config.usd_per_unit.get(currency, 1.0)
 
+    if order:  # ownership and price as of the run's day; refunds and status as they are now (a re-run of an
+        order = order | shop.latest_state(args.order_id)  # old day must see what the shop refunded since)
     refunded = usd(order["refund_amount"] or 0, order["currency"]) + sum(
         usd(total, currency) for currency, total in shop.refunded_by_us(args.order_id)) if order else 0
     return {"amount_cents": cents(usd(args.amount, args.currency)), "currency": args.currency, "order": {

@@ -27,7 +27,7 @@ class KillSwitches:
     """The journal at `path`; `blocking(agent, tool)` names the switch that stops a call, if any."""
 
     path: Path
-    _stamp: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _stamp: tuple[int, int, int] | None = field(default=None, init=False, repr=False)
     _on: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def flip(self, scope: Scope, target: str, on: bool, by: str, reason: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class KillSwitches:
         except FileNotFoundError:
             self._stamp, self._on = None, {}
             return self._on
-        stamp = (info.st_mtime_ns, info.st_size)
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # a replaced file is a new inode
         if stamp != self._stamp:
             latest: dict[tuple[str, str], dict[str, Any]] = {}
             for event in self.events():

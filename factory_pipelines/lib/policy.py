@@ -24,6 +24,7 @@ from typing import Any, Literal
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = "factory.cedarschema"
+GATE_FILE = "gate.yaml"
 COMMON = "common"
 Outcome = Literal["allow", "deny", "escalate"]
 
@@ -104,7 +105,7 @@ class PolicyEngine:
         enforced, by_enforced = _policy_set(texts, enforced_ids)
         full, by_full = _policy_set(texts, list(policies)) if len(enforced_ids) < len(policies) else (None, {})
         digest = hashlib.sha256(schema_text.encode())
-        for path in paths:
+        for path in [*paths, *([root / GATE_FILE] if (root / GATE_FILE).exists() else [])]:  # gate.yaml shapes decisions
             digest.update(f"\x00{path.relative_to(root)}\x00".encode() + path.read_bytes())
         return cls(name, digest.hexdigest()[:16], [str(p.relative_to(root)) for p in paths],
                    policies, schema, enforced, full,
@@ -148,8 +149,8 @@ class PolicyEngine:
             log.error("policy set %s (%s) could not decide %s: %s", self.name, self.hash, action, errors)
             return PolicyDecision("deny", ("cedar/error",), f"ALERT: policy evaluation failed, denied: {errors}",
                                   alert=True)
-        infos = [self._by_cedar_id[which][r] for r in diagnostics.reasons]
-        ids = tuple(p.id for p in infos)
+        infos = sorted((self._by_cedar_id[which][r] for r in diagnostics.reasons), key=lambda p: p.id)
+        ids = tuple(p.id for p in infos)  # sorted: Cedar returns a set, and records must be reproducible
         if result.allowed:
             return PolicyDecision("allow", ids, f"{action} permitted by {', '.join(ids)}")
         if not infos:

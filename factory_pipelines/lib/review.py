@@ -18,7 +18,8 @@ from typing import Any
 
 from factory_pipelines.lib.audit import AuditEvent, append, ensure_audit_log, transaction
 from factory_pipelines.lib.kill_switches import KillSwitches
-from factory_pipelines.lib.outbox import canonical, idempotency_key
+from factory_pipelines.lib.outbox import canonical, done_result, idempotency_key
+from factory_pipelines.lib.sql import table_exists
 
 REVIEW_DDL = """
 CREATE TABLE IF NOT EXISTS governance.review_queue (
@@ -59,6 +60,15 @@ def enqueue(con: Any, request: Any, verdict: Any, *, run_id: str, partition: str
          verdict.reason, list(verdict.policies), verdict.policy_hash, json.dumps(verdict.request), run_id, partition,
          now, now + timedelta(hours=ttl_hours)])
     return item(con, key)
+
+
+def status_of(con: Any, request: Any) -> str | None:
+    """The review status of this exact call (by idempotency key), or None when it was never escalated."""
+    if not table_exists(con, "governance", "review_queue"):
+        return None
+    key = idempotency_key(request.agent, request.ticket_id, request.tool.name, request.arguments)
+    row = con.execute("SELECT status FROM governance.review_queue WHERE item_id = ?", [key]).fetchone()
+    return row[0] if row else None
 
 
 def items(con: Any, status: str | None = None, agent: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -153,6 +163,13 @@ def execute_approved(con: Any, switches: KillSwitches, recheck: Callable[[dict[s
     expire_overdue(con, now)
     done = []
     for row in items(con, "approved", limit=100_000):
+        spec = CATALOG[row["tool"]]
+        args = spec.input.model_validate_json(row["arguments"])
+        already = done_result(con, row["agent"], row["ticket_id"], row["tool"], args)
+        if already is not None:  # it ran already (the agent, after a policy change): nothing runs again
+            _finish(con, row, "executed", "already executed (outbox)", already)
+            done.append(Execution(row["item_id"], "executed", json.dumps(already)))
+            continue
         killed = switches.blocking(row["agent"], row["tool"])
         decision = None if killed else recheck(row)
         if killed or decision.outcome == "deny":
@@ -160,16 +177,12 @@ def execute_approved(con: Any, switches: KillSwitches, recheck: Callable[[dict[s
             _finish(con, row, "cancelled", why, None)
             done.append(Execution(row["item_id"], "cancelled", why))
             continue
-        spec = CATALOG[row["tool"]]
-        args = spec.input.model_validate_json(row["arguments"])
 
         def mark(tx: Any, result: dict[str, Any], row: dict[str, Any] = row) -> None:
             _mark(tx, row, "executed", f"approved by {row['reviewer']}", result)
 
         outcome = perform_effect(con, row["agent"], row["ticket_id"], spec, args, f"review:{row['item_id'][:12]}",
                                  str(row["partition"]) if row["partition"] else None, also=mark)
-        if not outcome.executed:  # the outbox had it already (the agent ran it after an earlier approval)
-            _finish(con, row, "executed", "already executed (outbox)", outcome.result)
         done.append(Execution(row["item_id"], "executed", json.dumps(outcome.result)))
     return done
 

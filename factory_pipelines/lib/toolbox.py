@@ -256,13 +256,20 @@ class Toolbox:
         except ValidationError as exc:
             raise ToolCallError(f"{spec.name}: arguments break its input schema: {_problems(exc)}") from exc
         self.budget.charge_tool_call(spec.name)
-        if spec.side_effect and spec.name not in self.overrides:
-            done = done_result(self.env.con, self.agent, ticket_id, spec.name, args)
-            if done is not None:  # a re-run: this exact effect happened once already, nothing runs again
-                return ToolResult(spec.name, "ok", done, Verdict(
-                    "allow", "already executed once (outbox); nothing runs again", ("outbox/done",)), False)
+        side_effect = spec.side_effect and spec.name not in self.overrides
+        done = done_result(self.env.con, self.agent, ticket_id, spec.name, args) if side_effect else None
         request = ToolRequest(self.agent, ticket_id, spec, args, context)
-        verdict = self.gate.check(request)
+        try:
+            verdict = self.gate.check(request)
+        except Exception as exc:  # the gate itself failed: fail closed, and say so
+            verdict = Verdict("deny", f"ALERT: the gate failed, denied: {type(exc).__name__}: {exc}", ("gate/error",))
+        if done is not None and not any(p.startswith("kill_switch") for p in verdict.policies):
+            # a re-run: this exact effect happened once already (its own refund must not count against it)
+            verdict = Verdict("allow", "already executed once (outbox); nothing runs again", ("outbox/done",),
+                              policy_hash=verdict.policy_hash, request=verdict.request)
+            return ToolResult(spec.name, "ok", done, verdict, False)
+        if side_effect and verdict.decision != "deny":
+            verdict = self._reviewed(request, verdict)
         record |= _verdict_fields(verdict)  # kept when the tool then fails
         if verdict.decision == "deny":
             return ToolResult(spec.name, "denied", None, verdict, False)
@@ -290,15 +297,26 @@ class Toolbox:
             raise ToolCallError(f"{spec.name}: output breaks its schema: {_problems(exc)}") from exc
         return ToolResult(spec.name, "ok", checked, verdict, executed)
 
+    def _reviewed(self, request: ToolRequest, verdict: Verdict) -> Verdict:
+        """A reviewer's word on this exact call binds re-runs: rejected, expired or cancelled stays denied, and one
+        pending or approved waits for the review sweep, whatever the policies say now."""
+        from factory_pipelines.lib.review import status_of
+
+        status = status_of(self.env.con, request)
+        if status in ("rejected", "expired", "cancelled"):
+            return Verdict("deny", f"{request.tool.name} was {status} in review", (f"review/{status}",),
+                           policy_hash=verdict.policy_hash, request=verdict.request)
+        if status in ("pending", "approved") and verdict.decision == "allow":
+            return Verdict("escalate", f"{request.tool.name} is {status} in review; the review sweep runs it",
+                           (f"review/{status}",), policy_hash=verdict.policy_hash, request=verdict.request)
+        return verdict
+
     def _escalate(self, request: ToolRequest, verdict: Verdict) -> ToolResult:
-        """The call waits in the review queue (once per idempotency key); if a reviewer already approved it
-        and it ran, its stored result is returned and nothing runs again."""
+        """The call waits in the review queue, once per idempotency key."""
         from factory_pipelines.lib.review import enqueue
 
         item = enqueue(self.env.con, request, verdict, run_id=self.run_id, partition=self.partition,
                        ttl_hours=self.review_ttl_hours)
-        if item["status"] == "executed":
-            return ToolResult(request.tool.name, "ok", json.loads(item["result"]), verdict, False)
         return ToolResult(request.tool.name, "escalated", {"review_item": item["item_id"], "status": item["status"]},
                           verdict, False)
 

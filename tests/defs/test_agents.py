@@ -218,4 +218,6 @@ def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict,
     assert set(told["source"]["contracts"].values()) == {"SUCCEEDED"}
     support = next(a for a in told["agents"] if a["agent"] == "support_triage")
     assert support["read"]["features"] and support["read"]["passages"] and support["trace_id"]
-    assert all(c["policy_hash"].startswith("support@") for c in support["tool_calls"])
+    # a re-run's side effects that already happened answer from the outbox (nothing runs, no gate asked)
+    assert all(c["policy_hash"].startswith("support@") or c["policies"] == ["outbox/done"] and not c["executed"]
+               for c in support["tool_calls"])

@@ -176,9 +176,18 @@ def test_rules_decide_attacks_and_threats_before_the_model(con: duckdb.DuckDBPyC
     assert count(con, "SELECT count(*) FROM agents.refunds") == 0
 
 
-def test_refund_above_the_limit_is_escalated(con: duckdb.DuckDBPyConnection) -> None:
+def test_someone_elses_order_is_never_read(con: duckdb.DuckDBPyConnection) -> None:
     runner = make_runner(con, ScriptedProvider([answer("refund", "medium", "refund")]))
     _, rows = runner.run([ticket(5, "Refund my lamp", "Please refund order O-1000002.", "O-1000002")])
+    lookup = next(r for r in runner.toolbox.records if r["tool"] == "order_lookup")
+    assert (lookup["verdict"], lookup["policies"]) == ("deny", ["reads/other_customer"])
+    assert "issue_refund:ok" not in rows[0]["tool_calls"] and count(con, "SELECT count(*) FROM agents.outbox "
+                                                                     "WHERE tool = 'issue_refund'") == 0
+
+
+def test_refund_above_the_limit_is_escalated(con: duckdb.DuckDBPyConnection) -> None:
+    runner = make_runner(con, ScriptedProvider([answer("refund", "medium", "refund")]))
+    _, rows = runner.run([ticket(2, "Refund my lamp", "Please refund order O-1000002.", "O-1000002")])  # C-00002's
     assert rows[0]["action"] == "escalate" and "refund_above_limit" in rows[0]["rules_fired"]
 
 

@@ -537,3 +537,12 @@ def test_a_refund_in_another_currency_than_the_order_is_converted_with_its_own_r
     assert result.verdict.request["context"]["amount_cents"] == 57150
     assert (result.status, result.verdict.policies) == ("escalated", ("refunds/above_limit",))
     assert count(con, "SELECT count(*) FROM agents.refunds") == 0
+
+
+def test_a_rerun_of_an_old_day_sees_what_the_shop_refunded_since(con: Any, tb: Toolbox) -> None:
+    """Ownership and price as of the day; refunds and status as they are now, or an old day refunds twice."""
+    con.execute("INSERT INTO staging.orders VALUES ('O-1000001', 'C-00001', 'Kettle', 49.99, 'USD', 49.99, "
+                "'refunded', 49.99, '2026-11-20 09:00:00')")  # refunded by the shop after the day being re-run
+    result = tb.call("issue_refund", "T-1", refund_args(), facts())
+    assert result.status == "denied" and "refunds/order_cancelled_or_refunded" in result.verdict.policies
+    assert count(con, "SELECT count(*) FROM agents.outbox WHERE tool = 'issue_refund'") == 0

@@ -150,7 +150,7 @@ def test_rejected_item_is_never_executed(con: Any, tb: Toolbox, switches: KillSw
     with pytest.raises(ReviewError, match="is rejected by lead.anna"):
         approve(con, item_id, switches)
     again = tb.call("issue_refund", "T-3", BIG, facts("T-3"))  # the agent asks again: still not refunded
-    assert (again.status, again.output) == ("escalated", {"review_item": item_id, "status": "rejected"})
+    assert (again.status, again.output, again.verdict.policies) == ("denied", None, ("review/rejected",))
     assert effects(con) == (0, 0)
 
 
@@ -314,3 +314,30 @@ def test_the_agent_rerunning_the_day_after_execution_does_not_refund_again(con: 
     assert effects(con) == (1, 1)
     assert count(con, "SELECT count(*) FROM governance.review_queue") == 1
     assert rerun.records[-1]["executed"] is False and rerun.records[-1]["status"] == "ok"
+
+
+def test_a_rejection_binds_a_rerun_even_when_the_policies_would_now_allow(con: Any, tb: Toolbox,
+                                                                          switches: KillSwitches) -> None:
+    """Escalated for stale features, rejected; the re-run has fresh features (the gate alone would allow)."""
+    small = refund_args("O-1000001", 20.0, "arrived broken")
+    stale = tb.call("issue_refund", "T-1", small, facts("T-1", times={"plan": "2026-10-01T00:00:00+00:00"}))
+    assert stale.status == "escalated" and stale.verdict.policies == ("data/stale_features",)
+    decide(con, stale.output["review_item"], approve=False, reviewer="lead.anna", reason="not eligible",
+           switches=switches)
+    again = tb.call("issue_refund", "T-1", small, facts("T-1"))
+    assert (again.status, again.verdict.policies) == ("denied", ("review/rejected",))
+    assert effects(con) == (0, 0)
+
+
+def test_an_approved_item_the_agent_already_ran_is_marked_executed_not_cancelled(con: Any, tb: Toolbox,
+                                                                                switches: KillSwitches) -> None:
+    item_id = escalate(tb)
+    approve(con, item_id, switches)
+    row = item(con, item_id)
+    from factory_pipelines.lib.tools import CATALOG
+
+    args = CATALOG["issue_refund"].input.model_validate_json(row["arguments"])
+    toolbox_module.perform_effect(con, AGENT, row["ticket_id"], CATALOG["issue_refund"], args, "other-run", DAY)
+    done = execute_approved(con, switches, recheck(con))
+    assert [(d.item_id, d.status) for d in done] == [(item_id, "executed")]
+    assert effects(con)[0] == 1 and status(con, item_id) == "executed"
