@@ -104,6 +104,8 @@ def scan_reply(body: str, customer_id: str, own_email: str | None, order_owner: 
 
 def _normalized(text: str) -> str:
     """NFKC (full-width and compatibility forms), invisible format characters dropped, dashes made '-'."""
+    if text.isascii():
+        return text
     folded = unicodedata.normalize("NFKC", text)
     return DASHES.sub("-", "".join(ch for ch in folded if unicodedata.category(ch) != "Cf"))
 
@@ -244,6 +246,9 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | None) else repr(value)
 
 
+AS_OF_COLUMNS = ("customer_id", "amount", "amount_usd", "status", "refund_amount", "currency")
+
+
 @dataclass
 class Shop:
     """What the gate looks up itself rather than trust the model: orders as of the run's day (the shop's
@@ -254,6 +259,7 @@ class Shop:
     _orders: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
     _emails: dict[str, str | None] = field(default_factory=dict, repr=False)
     _tables: dict[str, bool] = field(default_factory=dict, repr=False)
+    _latest: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def has(self, table: str) -> bool:
         if table not in self._tables:
@@ -264,15 +270,19 @@ class Shop:
     def prefetch(self, customer_ids: set[str], order_ids: set[str]) -> None:
         orders = sorted(set(order_ids) - set(self._orders))
         if orders and self.has("staging.orders"):
+            seen = "(?::TIMESTAMP IS NULL OR updated_at <= ?)"  # as of the run's day
             rows = self.con.execute(
-                "SELECT order_id, arg_max(customer_id, updated_at), arg_max(amount, updated_at), "
-                "arg_max(amount_usd, updated_at), arg_max(status, updated_at), arg_max(refund_amount, updated_at), "
-                "arg_max(currency, updated_at) "
-                "FROM staging.orders WHERE list_contains(?, order_id) AND (?::TIMESTAMP IS NULL OR updated_at <= ?) "
-                "GROUP BY order_id", [orders, self._as_of(), self._as_of()]).fetchall()
-            keys = ("customer_id", "amount", "amount_usd", "status", "refund_amount", "currency")
-            found = {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
-            self._orders |= {o: found.get(o) for o in orders}
+                f"SELECT order_id, {', '.join(f'arg_max({c}, updated_at) FILTER (WHERE {seen})' for c in AS_OF_COLUMNS)}, "
+                "arg_max(status, updated_at), arg_max(refund_amount, updated_at) "
+                "FROM staging.orders WHERE list_contains(?, order_id) GROUP BY order_id",
+                [self._as_of(), self._as_of()] * len(AS_OF_COLUMNS) + [orders]).fetchall()
+            self._orders |= {o: None for o in orders}
+            for row in rows:
+                if row[1] is None:  # the order did not exist yet on the run's day
+                    continue
+                order = dict(zip(AS_OF_COLUMNS, row[1:], strict=False))
+                self._orders[row[0]] = order
+                self._latest[row[0]] = {"status": row[-2], "refund_amount": row[-1]}
         customers = sorted(set(customer_ids) - set(self._emails))
         if customers and self.has("staging.customers"):
             rows = self.con.execute("SELECT customer_id, any_value(email) FROM staging.customers "
@@ -302,10 +312,9 @@ class Shop:
                                 [order_id]).fetchall()
 
     def latest_state(self, order_id: str) -> dict[str, Any]:
-        """The order's status and refunded amount in the shop's latest export (not cached, not as of a day)."""
-        row = self.con.execute("SELECT arg_max(status, updated_at), arg_max(refund_amount, updated_at) "
-                               "FROM staging.orders WHERE order_id = ?", [order_id]).fetchone()
-        return {"status": row[0], "refund_amount": row[1]} if row and row[0] is not None else {}
+        """The order's status and refunded amount in the shop's latest export, not as of the run's day."""
+        self.order(order_id)
+        return self._latest.get(order_id, {})
 
     def _as_of(self) -> datetime | None:
         return self.as_of.replace(tzinfo=None) if self.as_of else None
