@@ -89,7 +89,7 @@ def build_review_sensor(job: Any) -> dg.SensorDefinition:
                 ).fetchone()
         except duckdb.CatalogException:
             return dg.SkipReason("no review queue yet")
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             return dg.SkipReason(f"warehouse busy ({str(exc)[:80]}); trying again in 30 s")
         approved, overdue = waiting
         if not approved and not overdue:
