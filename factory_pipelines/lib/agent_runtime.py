@@ -246,6 +246,8 @@ class AgentRunner:
             except BudgetExhausted as exc:
                 report.stopped = f"budget spent at ticket {n + 1} of {len(tickets)}: {exc}"
                 rows.append(self._row(ticket, "deferred", error=str(exc)))
+            except Exception as exc:  # anything else fails its ticket, so the day's calls are still written
+                rows.append(self._row(ticket, "failed", error=f"unexpected {type(exc).__name__}: {exc}"))
         report.wall_s = time.perf_counter() - started
         report.verdicts = Counter(r["verdict"] or "error" for r in self.toolbox.records)
         report.policy_alerts = sum(1 for r in self.toolbox.records if "cedar/error" in (r["policies"] or []))

@@ -400,12 +400,17 @@ def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Call
 
     engine = engine_for(manifest.policy_set)
     request = json.loads(item["cedar_request"])
+    shop = Shop(con)
+    ticket = con.execute("SELECT customer_id FROM staging.tickets WHERE ticket_id = ? LIMIT 1",
+                         [item["ticket_id"]]).fetchone() if shop.has("staging.tickets") else None
+    customer = ticket[0] if ticket else ""
+    args = CATALOG[item["tool"]].input.model_validate_json(item["arguments"])
     if item["tool"] == "issue_refund":  # the order as it is now, with what was refunded since the escalation
-        args = CATALOG["issue_refund"].input.model_validate_json(item["arguments"])
-        shop = Shop(con)
-        ticket = con.execute("SELECT customer_id FROM staging.tickets WHERE ticket_id = ? LIMIT 1",
-                             [item["ticket_id"]]).fetchone() if shop.has("staging.tickets") else None
-        request["context"] |= refund_context(shop, args, ticket[0] if ticket else "", config)
+        request["context"] |= refund_context(shop, args, customer, config)
+    if item["tool"] == "send_reply":  # the body scanned again with today's patterns and ownership data
+        scan = scan_reply(args.body, customer, shop.email(customer), shop.owner, config)
+        request["context"]["scan"] |= {"secrets": len(scan.secrets), "other_customer_refs":
+                                       len(scan.other_customer_refs) + (args.ticket_id != item["ticket_id"])}
     if item["tool"] == "issue_refund" and item["partition"] is not None:
         used = refunds_used_cents(con, item["agent"], str(item["partition"]), config)
         request["context"]["budget"]["refund_day_used_cents"] = used

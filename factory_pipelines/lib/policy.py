@@ -63,6 +63,7 @@ class PolicyEngine:
     schema: Any
     enforced: Any  # cedarpy.PolicySet without the log-only policies
     full: Any | None  # cedarpy.PolicySet with them, when there are any
+    without_escalations: Any  # the enforced set minus its escalating forbids
     _by_cedar_id: dict[str, dict[str, PolicyInfo]] = field(default_factory=dict)
 
     @classmethod
@@ -103,12 +104,14 @@ class PolicyEngine:
                               f"validate against {SCHEMA_FILE}: " + "; ".join(problems))
         enforced_ids = [i for i, p in policies.items() if not p.log_only]
         enforced, by_enforced = _policy_set(texts, enforced_ids)
+        # to escalate, a call must be one the set would permit but for its escalating forbids
+        without_escalations, _ = _policy_set(texts, [i for i in enforced_ids if policies[i].outcome != "escalate"])
         full, by_full = _policy_set(texts, list(policies)) if len(enforced_ids) < len(policies) else (None, {})
         digest = hashlib.sha256(schema_text.encode())
         for path in [*paths, *([root / GATE_FILE] if (root / GATE_FILE).exists() else [])]:  # gate.yaml shapes decisions
             digest.update(f"\x00{path.relative_to(root)}\x00".encode() + path.read_bytes())
         return cls(name, digest.hexdigest()[:16], [str(p.relative_to(root)) for p in paths],
-                   policies, schema, enforced, full,
+                   policies, schema, enforced, full, without_escalations,
                    {"enforced": {k: policies[v] for k, v in by_enforced.items()},
                     "full": {k: policies[v] for k, v in by_full.items()}})
 
@@ -129,6 +132,14 @@ class PolicyEngine:
             return []
         results = cedarpy.is_authorized_batch(requests, self.enforced, entities, self.schema)
         decisions = [self._interpret(r, requests[i], "enforced") for i, r in enumerate(results)]
+        escalated = [i for i, d in enumerate(decisions) if d.outcome == "escalate"]
+        if escalated:  # an escalation needs a permit: nothing permitted stays a default deny
+            checks = cedarpy.is_authorized_batch([requests[i] for i in escalated], self.without_escalations,
+                                                 entities, self.schema)
+            for i, check in zip(escalated, checks, strict=True):
+                if not check.allowed:
+                    decisions[i] = PolicyDecision("deny", ("default_deny",),
+                                                  f"no policy permits {requests[i]['action']['id']}")
         if self.full is None:
             return decisions
         shadows = cedarpy.is_authorized_batch(requests, self.full, entities, self.schema)

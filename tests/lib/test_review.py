@@ -341,3 +341,16 @@ def test_an_approved_item_the_agent_already_ran_is_marked_executed_not_cancelled
     done = execute_approved(con, switches, recheck(con))
     assert [(d.item_id, d.status) for d in done] == [(item_id, "executed")]
     assert effects(con)[0] == 1 and status(con, item_id) == "executed"
+
+
+def test_an_approved_reply_is_scanned_again_at_execution(con: Any, switches: KillSwitches) -> None:
+    """A reply escalated for a failed contract, approved; a secret pattern added since catches it at execution."""
+    held = make_toolbox(con, switches, contracts_passed=False)
+    reply = {"ticket_id": "T-1", "body": "Your voucher code is ZEBRA-7731, valid until Friday.", "cited_article_ids": []}
+    result = held.call("send_reply", "T-1", reply, facts("T-1"))
+    assert result.status == "escalated" and result.verdict.policies == ("data/contract_failed",)
+    approve(con, result.output["review_item"], switches)
+    stricter = CONFIG.model_copy(update={"secret_patterns": {**CONFIG.secret_patterns, "voucher": r"ZEBRA-[0-9]+"}})
+    done = execute_approved(con, switches, lambda row: recheck_item(con, row, MANIFEST, lambda _: ENGINE, stricter))
+    assert [d.status for d in done] == ["cancelled"] and "replies/secret" in done[0].detail
+    assert count(con, "SELECT count(*) FROM agents.replies") == 0

@@ -128,3 +128,15 @@ def test_policy_hash_changes_with_any_file(tmp_path: Path) -> None:
     path = root / "support" / "refunds.cedar"
     path.write_text(path.read_text().replace("50000", "40000"))
     assert PolicyEngine.load(root, "support").hash != before
+
+
+def test_an_escalating_forbid_never_turns_an_unpermitted_call_into_an_escalation(tmp_path: Path) -> None:
+    """Approving an escalation executes the call, so only a call some policy permits may escalate."""
+    root = copy_policies(tmp_path)
+    grants = root / "common" / "grants.cedar"
+    grants.write_text(grants.read_text().replace("@id(\"grants/not_granted\")", "@id(\"grants/not_granted\")\n"
+                                                 "@mode(\"log_only\")"))  # no hard forbid for ungranted tools
+    case = {"base": "refund", "override": {"context.amount_cents": 70000}, "set_principal_tools": ["kb_search"]}
+    decision = decide("support", case, root)
+    assert (decision.outcome, decision.policies) == ("deny", ("default_deny",))
+    assert decide("support", {"base": "refund", "override": {"context.amount_cents": 70000}}, root).outcome == "escalate"
