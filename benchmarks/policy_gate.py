@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
@@ -303,20 +303,25 @@ def prefetched_gate(sides: Sides, tickets: list[Ticket]) -> tuple[Any, int]:
     return gate, (time.perf_counter_ns() - start) // calls
 
 
-def requests_of(sides: Sides, tickets: list[Ticket]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """The Cedar request of every call (`gate.request`, fresh facts and gate) and the engine's decision."""
+def tool_requests(sides: Sides, tickets: list[Ticket]) -> Iterator[tuple[Call, Any]]:
+    """Every call as the runtime makes it: each ticket's facts start fresh and grow call by call."""
     from factory_pipelines.lib.toolbox import ToolRequest
     from factory_pipelines.lib.tools import CATALOG
 
-    gate, requests, decisions = sides.gate(), [], []
     for t in tickets:
         facts = dict(t.facts)
         for call in t.calls:
             facts.update(call.before)
-            cedar = gate.request(ToolRequest(sides.manifest.name, t.tid, CATALOG[call.tool], call.args,
-                                             {"facts": facts}))
-            requests.append(cedar)
-            decisions.append(sides.engine.decide(cedar, sides.entities))
+            yield call, ToolRequest(sides.manifest.name, t.tid, CATALOG[call.tool], call.args, {"facts": facts})
+
+
+def requests_of(sides: Sides, tickets: list[Ticket]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The Cedar request of every call (`gate.request`, fresh facts and gate) and the engine's decision."""
+    gate, requests, decisions = sides.gate(), [], []
+    for _, request in tool_requests(sides, tickets):
+        cedar = gate.request(request)
+        requests.append(cedar)
+        decisions.append(sides.engine.decide(cedar, sides.entities))
     return requests, decisions
 
 
@@ -344,28 +349,20 @@ def hold_replies(sides: Sides, tickets: list[Ticket]) -> int:
 
 def project_pass(sides: Sides, tickets: list[Ticket], out: list[Any] | None = None) -> list[int]:
     """One run's worth of calls through a fresh gate; ns per call (check + the toolbox's record)."""
-    from factory_pipelines.lib.toolbox import ToolRequest
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.toolbox import verdict_fields
 
-    clock, agent = time.perf_counter_ns, sides.manifest.name
+    clock = time.perf_counter_ns
     gate, prefetch_ns = prefetched_gate(sides, tickets)
     samples: list[int] = []
     records: list[dict[str, Any]] = []
     gc.collect()
-    for t in tickets:
-        facts = dict(t.facts)
-        for call in t.calls:
-            facts.update(call.before)
-            request = ToolRequest(agent, t.tid, CATALOG[call.tool], call.args, {"facts": facts})
-            start = clock()
-            v = gate.check(request)
-            records.append({"agent": agent, "ticket_id": t.tid, "tool": call.tool, "verdict": v.decision,
-                            "reason": v.reason, "policies": list(v.policies), "policy_hash": v.policy_hash,
-                            "shadow_verdict": v.shadow, "shadow_policies": list(v.shadow_policies),
-                            "cedar_request": json.dumps(v.request) if v.request else None})
-            samples.append(clock() - start + prefetch_ns)
-            if out is not None:
-                out.append(v)
+    for _, request in tool_requests(sides, tickets):
+        start = clock()
+        v = gate.check(request)
+        records.append(verdict_fields(v))  # what Toolbox.call records of the decision
+        samples.append(clock() - start + prefetch_ns)
+        if out is not None:
+            out.append(v)
     return samples
 
 
@@ -390,64 +387,46 @@ def interleaved_pass(sides: Sides, tickets: list[Ticket], requests: list[dict[st
     a tight loop with warm caches; ns per call of each side."""
     import cedarpy
 
-    from factory_pipelines.lib.toolbox import ToolRequest
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.toolbox import verdict_fields
 
-    clock, agent = time.perf_counter_ns, sides.manifest.name
+    clock = time.perf_counter_ns
     gate, prefetch_ns = prefetched_gate(sides, tickets)
     policies, entities, schema = sides.engine.enforced, sides.entities, sides.engine.schema
     out: dict[str, list[int]] = {"project": [], "bare": []}
-    k = 0
     gc.collect()
-    for t in tickets:
-        facts = dict(t.facts)
-        for call in t.calls:
-            facts.update(call.before)
-            request = ToolRequest(agent, t.tid, CATALOG[call.tool], call.args, {"facts": facts})
-            start = clock()
-            v = gate.check(request)
-            {"agent": agent, "ticket_id": t.tid, "tool": call.tool, "verdict": v.decision, "reason": v.reason,
-             "policies": list(v.policies), "policy_hash": v.policy_hash, "shadow_verdict": v.shadow,
-             "shadow_policies": list(v.shadow_policies), "cedar_request": json.dumps(v.request)}
-            middle = clock()
-            cedarpy.is_authorized(requests[k], policies, entities, schema)
-            out["project"].append(middle - start + prefetch_ns)
-            out["bare"].append(clock() - middle)
-            k += 1
+    for k, (_, request) in enumerate(tool_requests(sides, tickets)):
+        start = clock()
+        verdict_fields(gate.check(request))
+        middle = clock()
+        cedarpy.is_authorized(requests[k], policies, entities, schema)
+        out["project"].append(middle - start + prefetch_ns)
+        out["bare"].append(clock() - middle)
     return out
 
 
 def phases_pass(sides: Sides, tickets: list[Ticket]) -> dict[str, dict[str, list[int]]]:
     """Diagnostic: `check` taken apart (same steps, timed one by one); ns per phase and call class."""
-    from factory_pipelines.lib.toolbox import ToolRequest
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.toolbox import verdict_fields
 
     clock, agent = time.perf_counter_ns, sides.manifest.name
     gate, _ = prefetched_gate(sides, tickets)
     phases: dict[str, dict[str, list[int]]] = {c: {p: [] for p in ("switches", "request", "decide", "verdict_record")}
                                                 for c in ("read_only", "side_effect")}
     gc.collect()
-    for t in tickets:
-        facts = dict(t.facts)
-        for call in t.calls:
-            facts.update(call.before)
-            request = ToolRequest(agent, t.tid, CATALOG[call.tool], call.args, {"facts": facts})
-            p = phases["side_effect" if call.side_effect else "read_only"]
-            t0 = clock()
-            gate.switches.blocking(agent, call.tool)
-            t1 = clock()
-            cedar = gate.request(request)
-            t2 = clock()
-            decision = gate.engine.decide(cedar, sides.entities)
-            t3 = clock()
-            v = gate.verdict(decision, cedar)
-            {"verdict": v.decision, "reason": v.reason, "policies": list(v.policies), "policy_hash": v.policy_hash,
-             "shadow_verdict": v.shadow, "shadow_policies": list(v.shadow_policies),
-             "cedar_request": json.dumps(v.request)}
-            t4 = clock()
-            for name, ns in (("switches", t1 - t0), ("request", t2 - t1), ("decide", t3 - t2),
-                             ("verdict_record", t4 - t3)):
-                p[name].append(ns)
+    for call, request in tool_requests(sides, tickets):
+        p = phases["side_effect" if call.side_effect else "read_only"]
+        t0 = clock()
+        gate.switches.blocking(agent, call.tool)
+        t1 = clock()
+        cedar = gate.request(request)
+        t2 = clock()
+        decision = gate.engine.decide(cedar, sides.entities)
+        t3 = clock()
+        verdict_fields(gate.verdict(decision, cedar))
+        t4 = clock()
+        for name, ns in (("switches", t1 - t0), ("request", t2 - t1), ("decide", t3 - t2),
+                         ("verdict_record", t4 - t3)):
+            p[name].append(ns)
     return phases
 
 

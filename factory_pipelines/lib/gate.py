@@ -209,11 +209,7 @@ class CedarGate:
         if tool == "issue_refund":
             context |= refund_context(self.shop, args, customer_id, self.config)
         elif tool == "send_reply":
-            scan = scan_reply(args.body, customer_id, self.shop.email(customer_id), self.shop.owner, self.config)
-            foreign_ticket = [args.ticket_id] if args.ticket_id != request.ticket_id else []
-            context |= {"scan": {"secrets": len(scan.secrets), "other_customer_refs":
-                                 len(scan.other_customer_refs) + len(foreign_ticket), "chars": len(args.body)},
-                        "cited": len(args.cited_article_ids)}
+            context |= reply_context(self.shop, args, request.ticket_id, customer_id, self.config)
         elif tool == "escalate_to_human":
             context |= {"priority": args.priority}
         return {"principal": {"type": "Agent", "id": self.agent}, "action": {"type": "Action", "id": tool},
@@ -341,6 +337,15 @@ def refund_context(shop: Shop, args: Any, customer_id: str, config: GateConfig) 
         "status": (order or {}).get("status") or "unknown"}}
 
 
+def reply_context(shop: Shop, args: Any, ticket_id: str, customer_id: str, config: GateConfig) -> dict[str, Any]:
+    """What the reply policies judge: the body scanned, a reply to another ticket counting as another
+    customer's data."""
+    scan = scan_reply(args.body, customer_id, shop.email(customer_id), shop.owner, config)
+    foreign_ticket = int(args.ticket_id != ticket_id)
+    return {"scan": {"secrets": len(scan.secrets), "other_customer_refs": len(scan.other_customer_refs) + foreign_ticket,
+                     "chars": len(args.body)}, "cited": len(args.cited_article_ids)}
+
+
 def _features(values: dict[str, Any]) -> dict[str, Any]:
     def whole(name: str) -> int:
         value = values.get(name)
@@ -408,9 +413,7 @@ def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Call
     if item["tool"] == "issue_refund":  # the order as it is now, with what was refunded since the escalation
         request["context"] |= refund_context(shop, args, customer, config)
     if item["tool"] == "send_reply":  # the body scanned again with today's patterns and ownership data
-        scan = scan_reply(args.body, customer, shop.email(customer), shop.owner, config)
-        request["context"]["scan"] |= {"secrets": len(scan.secrets), "other_customer_refs":
-                                       len(scan.other_customer_refs) + (args.ticket_id != item["ticket_id"])}
+        request["context"] |= reply_context(shop, args, item["ticket_id"], customer, config)
     if item["tool"] == "issue_refund" and item["partition"] is not None:
         used = refunds_used_cents(con, item["agent"], str(item["partition"]), config)
         request["context"]["budget"]["refund_day_used_cents"] = used

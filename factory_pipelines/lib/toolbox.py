@@ -240,7 +240,7 @@ class Toolbox:
                 span.set_attributes({"error": str(exc)[:500]})
                 span.set_status("ERROR")
                 raise
-            record |= _verdict_fields(result.verdict) | {
+            record |= verdict_fields(result.verdict) | {
                 "status": result.status, "executed": result.executed, "latency_s": time.perf_counter() - started,
                 "output": json.dumps(result.output, default=str) if result.output is not None else None}
             self.records.append(record)
@@ -270,7 +270,7 @@ class Toolbox:
             return ToolResult(spec.name, "ok", done, verdict, False)
         if side_effect and verdict.decision != "deny":
             verdict = self._reviewed(request, verdict)
-        record |= _verdict_fields(verdict)  # kept when the tool then fails
+        record |= verdict_fields(verdict)  # kept when the tool then fails
         if verdict.decision == "deny":
             return ToolResult(spec.name, "denied", None, verdict, False)
         if verdict.decision == "escalate":
@@ -339,7 +339,7 @@ def perform_effect(con: Any, agent: str, ticket_id: str, spec: ToolSpec, args: B
                         arguments=args, effect=act, run_id=run_id, partition=partition)
 
 
-def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+def verdict_fields(verdict: Verdict) -> dict[str, Any]:
     """The policy decision of a call, as `agents.tool_calls` columns."""
     return {"verdict": verdict.decision, "reason": verdict.reason, "policies": list(verdict.policies),
             "policy_hash": verdict.policy_hash, "shadow_verdict": verdict.shadow,

@@ -5,9 +5,8 @@ Approved items run exactly once through the outbox, after kill switches and the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,50 +19,26 @@ from factory_pipelines.lib.kill_switches import KillSwitches
 from factory_pipelines.lib.manifests import AgentManifest
 from factory_pipelines.lib.review import ReviewError, decide, execute_approved, expire_overdue, item, items
 from factory_pipelines.lib.toolbox import Toolbox
-from tests.lib.test_gate import (
+from tests.lib.test_gate import (  # noqa: F401  fixtures: warehouse, journal, toolbox, MLflow
     AGENT,
     CONFIG,
     DAY,
     ENGINE,
     MANIFEST,
     budgets,
+    con,
     count,
     facts,
     make_toolbox,
     make_warehouse,
     manifest_with,
     refund_args,
+    switches,
+    tb,
+    tracking,
 )
 
 BIG = refund_args("O-1000003", 900.0, "sofa arrived broken")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Toolbox.call opens MLflow spans: one sqlite store and experiment for the module."""
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-    mlflow.set_experiment("tests/review")
-    yield
-    mlflow.flush_trace_async_logging()
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = make_warehouse(tmp_path / "warehouse.duckdb")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def switches(tmp_path: Path) -> KillSwitches:
-    return KillSwitches(tmp_path / "home" / "kill_switches.jsonl")
-
-
-@pytest.fixture
-def tb(con: duckdb.DuckDBPyConnection, switches: KillSwitches) -> Toolbox:
-    return make_toolbox(con, switches)
 
 
 def escalate(tb: Toolbox, args: dict[str, Any] = BIG, ticket_id: str = "T-3") -> str:
