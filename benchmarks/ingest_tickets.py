@@ -1,6 +1,6 @@
 """Ingestion of 1,000,000 ticket rows: the raw asset's load vs a bare DuckDB `read_csv` into a table.
 
-Project: `factory_pipelines.lib.ingest.load_partition` with the declared `tickets` source (typed read,
+Project: `factory_pipelines.lib.data.ingest.load_partition` with the declared `tickets` source (typed read,
 rejects table, lineage columns, row rules and duplicate keys moved to quarantine, reconciliation), on a
 fresh DuckDB file opened like `WarehouseResource` opens it (`threads=2`). Contracts (Great Expectations
 checks) are not part of the load and are excluded.
@@ -115,7 +115,7 @@ def _declared_columns(spec: Any) -> str:
 
 
 def run_project(spec: Any, landing: Path, db: Path, run_id: str) -> tuple[float, Any]:
-    from factory_pipelines.lib.ingest import load_partition
+    from factory_pipelines.lib.data.ingest import load_partition
     from factory_pipelines.resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(database=str(db))
@@ -141,7 +141,7 @@ def run_bare(csv_file: Path, columns: str, db: Path) -> tuple[float, int]:
 
 def phase_breakdown(spec: Any, landing: Path, db: Path) -> dict[str, float]:
     """One extra, instrumented project load: seconds spent per phase (not part of the measurement)."""
-    from factory_pipelines.lib import ingest
+    from factory_pipelines.lib.data import ingest
 
     spent: dict[str, float] = {}
 
@@ -290,7 +290,7 @@ def main() -> None:
 
     home = isolated_home(NAME)
     try:
-        from factory_pipelines.lib.sources import load_sources
+        from factory_pipelines.lib.data.sources import load_sources
 
         settings, info = isolated_settings(home, f"{NAME}: load_partition vs bare DuckDB read_csv, {args.rows:,} rows")
         spec = load_sources(settings.sources_dir)["tickets"]

@@ -120,7 +120,7 @@ class Ticket:
 
 def build_warehouse(con: Any) -> dict[str, int]:
     """staging.customers and staging.orders in their declared shapes, deterministic."""
-    from factory_pipelines.lib.conform import STAGING_DDL
+    from factory_pipelines.lib.data.conform import STAGING_DDL
 
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     for table in ("customers", "orders"):
@@ -185,8 +185,8 @@ def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: in
     """Tickets with the calls the agent runtime makes for them, about `n_calls` calls in all."""
     import yaml
 
-    from factory_pipelines.lib.rules import fill
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.agents.rules import fill
+    from factory_pipelines.lib.agents.tools import CATALOG
     from factory_pipelines.settings import PACKAGE_DIR
 
     templates = yaml.safe_load((PACKAGE_DIR / "defs" / "agents" / "replies" / "support_triage.yaml").read_text())
@@ -268,9 +268,9 @@ class Sides:
     """The gate's ingredients, shared by every pass; a pass builds its own gate as a run does."""
 
     def __init__(self, settings: Any, con: Any) -> None:
-        from factory_pipelines.lib.gate import agent_entity
-        from factory_pipelines.lib.manifests import load_manifest
-        from factory_pipelines.lib.toolbox import Budget
+        from factory_pipelines.lib.agents.manifests import load_manifest
+        from factory_pipelines.lib.agents.toolbox import Budget
+        from factory_pipelines.lib.governance.gate import agent_entity
         from factory_pipelines.resources.governance import PolicyEngineResource
         from factory_pipelines.settings import PACKAGE_DIR
 
@@ -287,7 +287,7 @@ class Sides:
         self.entities = self.engine.entities([agent_entity(m.name, m.stage, m.version, list(m.tools))])
 
     def gate(self) -> Any:
-        from factory_pipelines.lib.gate import CedarGate
+        from factory_pipelines.lib.governance.gate import CedarGate
 
         return CedarGate.for_agent(self.manifest, self.engine, self.resource.switches(), self.config, self.con,
                                    self.budget, as_of=AS_OF)
@@ -305,8 +305,8 @@ def prefetched_gate(sides: Sides, tickets: list[Ticket]) -> tuple[Any, int]:
 
 def tool_requests(sides: Sides, tickets: list[Ticket]) -> Iterator[tuple[Call, Any]]:
     """Every call as the runtime makes it: each ticket's facts start fresh and grow call by call."""
-    from factory_pipelines.lib.toolbox import ToolRequest
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.agents.toolbox import ToolRequest
+    from factory_pipelines.lib.agents.tools import CATALOG
 
     for t in tickets:
         facts = dict(t.facts)
@@ -327,7 +327,7 @@ def requests_of(sides: Sides, tickets: list[Ticket]) -> tuple[list[dict[str, Any
 
 def hold_replies(sides: Sides, tickets: list[Ticket]) -> int:
     """As the runtime: after a refund the gate did not allow, the reply says so (the "held" template)."""
-    from factory_pipelines.lib.rules import fill
+    from factory_pipelines.lib.agents.rules import fill
 
     _, decisions = requests_of(sides, tickets)
     k, held = 0, 0
@@ -349,7 +349,7 @@ def hold_replies(sides: Sides, tickets: list[Ticket]) -> int:
 
 def project_pass(sides: Sides, tickets: list[Ticket], out: list[Any] | None = None) -> list[int]:
     """One run's worth of calls through a fresh gate; ns per call (check + the toolbox's record)."""
-    from factory_pipelines.lib.toolbox import verdict_fields
+    from factory_pipelines.lib.agents.toolbox import verdict_fields
 
     clock = time.perf_counter_ns
     gate, prefetch_ns = prefetched_gate(sides, tickets)
@@ -387,7 +387,7 @@ def interleaved_pass(sides: Sides, tickets: list[Ticket], requests: list[dict[st
     a tight loop with warm caches; ns per call of each side."""
     import cedarpy
 
-    from factory_pipelines.lib.toolbox import verdict_fields
+    from factory_pipelines.lib.agents.toolbox import verdict_fields
 
     clock = time.perf_counter_ns
     gate, prefetch_ns = prefetched_gate(sides, tickets)
@@ -406,7 +406,7 @@ def interleaved_pass(sides: Sides, tickets: list[Ticket], requests: list[dict[st
 
 def phases_pass(sides: Sides, tickets: list[Ticket]) -> dict[str, dict[str, list[int]]]:
     """Diagnostic: `check` taken apart (same steps, timed one by one); ns per phase and call class."""
-    from factory_pipelines.lib.toolbox import verdict_fields
+    from factory_pipelines.lib.agents.toolbox import verdict_fields
 
     clock, agent = time.perf_counter_ns, sides.manifest.name
     gate, _ = prefetched_gate(sides, tickets)
@@ -467,7 +467,7 @@ def main() -> None:
         print(f"cedarpy {info['libraries']['cedarpy']}")
         import cedarpy
 
-        from factory_pipelines.lib.kill_switches import KillSwitches
+        from factory_pipelines.lib.governance.kill_switches import KillSwitches
         from factory_pipelines.resources.warehouse import WarehouseResource
 
         with WarehouseResource(database=settings.warehouse).connect() as con:

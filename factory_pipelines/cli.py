@@ -47,7 +47,7 @@ register_governance(app)
 @agents.command("list")
 def agents_list() -> None:
     """Every declared agent: version, stage, kill switch, model, prompt, tools."""
-    from factory_pipelines.lib.manifests import load_manifests
+    from factory_pipelines.lib.agents.manifests import load_manifests
 
     table = Table(title=f"Agents ({get_settings().manifests_dir})")
     for column in ("agent", "version", "stage", "kill switch", "model", "prompt", "tools"):
@@ -61,7 +61,7 @@ def agents_list() -> None:
 @agents.command("show")
 def agents_show(name: Annotated[str, typer.Argument(help="Agent name.")]) -> None:
     """One agent's manifest, validated, as JSON."""
-    from factory_pipelines.lib.manifests import load_manifests
+    from factory_pipelines.lib.agents.manifests import load_manifests
 
     manifests = load_manifests(get_settings().manifests_dir)
     if name not in manifests:
@@ -75,8 +75,8 @@ def agents_validate(
 ) -> None:
     """Validate manifests against the schema, the tool catalog and their policy set; exit 1 naming file, field
     and reason."""
-    from factory_pipelines.lib.manifests import ManifestError, load_manifest
-    from factory_pipelines.lib.policy import PolicyEngine, PolicyError
+    from factory_pipelines.lib.agents.manifests import ManifestError, load_manifest
+    from factory_pipelines.lib.governance.policy import PolicyEngine, PolicyError
 
     files = paths or sorted(Path(get_settings().manifests_dir).glob("*.yaml"))
     errors = 0
@@ -102,7 +102,7 @@ def demo_data(
     drift_date: Annotated[str | None, typer.Option(help="Day distributions shift (YYYY-MM-DD or 'none').")] = None,
 ) -> None:
     """Write deterministic demo landing files for a date range (tickets CSV, customers/orders Parquet, KB JSONL)."""
-    from factory_pipelines.lib.demo_data import write_demo_data
+    from factory_pipelines.demo.generator import write_demo_data
 
     settings = get_settings()
     days = _days(settings, start, end)

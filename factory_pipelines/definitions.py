@@ -17,9 +17,9 @@ from factory_pipelines.defs.partitions import daily_partitions
 from factory_pipelines.defs.registry.assets import build_registry_assets
 from factory_pipelines.defs.resources import build_resources
 from factory_pipelines.defs.staging.assets import build_staging_asset
-from factory_pipelines.lib.conform import STAGING_DDL
-from factory_pipelines.lib.manifests import load_manifests
-from factory_pipelines.lib.sources import find_suite, load_sources
+from factory_pipelines.lib.agents.manifests import load_manifests
+from factory_pipelines.lib.data.conform import STAGING_DDL
+from factory_pipelines.lib.data.sources import find_suite, load_sources
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
 

@@ -69,7 +69,7 @@ def policy_validate(
     policies: Annotated[Path | None, typer.Option(help="Policies folder (default: FACTORY_POLICIES_DIR).")] = None,
 ) -> None:
     """Load and validate every policy set against the schema; exit 1 naming the file and policy on error."""
-    from factory_pipelines.lib.policy import COMMON, PolicyEngine, PolicyError
+    from factory_pipelines.lib.governance.policy import COMMON, PolicyEngine, PolicyError
 
     root = policies or get_settings().policies_dir
     sets = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and p.name != COMMON)
@@ -101,9 +101,9 @@ def policy_replay(
 ) -> None:
     """Re-decide recorded tool calls with a candidate policy set, executing nothing; shows how the
     allow / deny / escalate mix would change, call by call."""
-    from factory_pipelines.lib.manifests import load_manifests
-    from factory_pipelines.lib.policy import PolicyError
-    from factory_pipelines.lib.replay import replay
+    from factory_pipelines.lib.agents.manifests import load_manifests
+    from factory_pipelines.lib.governance.policy import PolicyError
+    from factory_pipelines.lib.governance.replay import replay
 
     try:
         with _warehouse(read_only=True) as con:
@@ -142,7 +142,7 @@ def review_list(
     agent: Agent = None,
 ) -> None:
     """Escalated calls in the queue (pending by default), oldest first."""
-    from factory_pipelines.lib.review import counts, items
+    from factory_pipelines.lib.governance.review import counts, items
 
     with _warehouse() as con:
         rows = items(con, None if status == "all" else status, agent)
@@ -168,7 +168,7 @@ def _call(tool: str, arguments: str) -> str:
 @review.command("show")
 def review_show(item_id: Annotated[str, typer.Argument(help="Item id (or its first 6+ characters).")]) -> None:
     """One item: the call, the decision and its policies, the Cedar request, the review and the outcome."""
-    from factory_pipelines.lib.review import ReviewError, item
+    from factory_pipelines.lib.governance.review import ReviewError, item
 
     try:
         with _warehouse() as con:
@@ -181,8 +181,8 @@ def review_show(item_id: Annotated[str, typer.Argument(help="Item id (or its fir
 
 
 def _decide(item_id: str, approve: bool, reviewer: str, reason: str) -> None:
-    from factory_pipelines.lib.audit import save_anchor
-    from factory_pipelines.lib.review import ReviewError, decide
+    from factory_pipelines.lib.governance.audit import save_anchor
+    from factory_pipelines.lib.governance.review import ReviewError, decide
 
     resource = _resource()
     try:
@@ -235,8 +235,8 @@ def _flip(on: bool, agent: str | None, tool: str | None, everything: bool, by: s
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --agent NAME, --tool NAME or --all")
     scope = chosen[0]
-    from factory_pipelines.lib.manifests import load_manifests
-    from factory_pipelines.lib.tools import CATALOG
+    from factory_pipelines.lib.agents.manifests import load_manifests
+    from factory_pipelines.lib.agents.tools import CATALOG
 
     known = {"agent": set(load_manifests(get_settings().manifests_dir)), "tool": set(CATALOG)}.get(scope)
     if known is not None and (agent or tool) not in known:  # a typo must not look like a switch that holds
@@ -281,8 +281,8 @@ def switches() -> None:
 @audit.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Check the whole hash chain; exit 1 naming each edited, deleted, inserted or reordered entry."""
-    from factory_pipelines.lib.audit import verify
-    from factory_pipelines.lib.kill_switches import sync_audit
+    from factory_pipelines.lib.governance.audit import verify
+    from factory_pipelines.lib.governance.kill_switches import sync_audit
 
     resource = _resource()
     with _warehouse() as con:
@@ -324,7 +324,7 @@ def explain(
     """Everything behind one ticket's outcome: source and contracts, features, passages, prompt and model
     versions, every tool call with its policy decision, reviews, side effects, cost and trace."""
     from factory_pipelines.instance import prepare_instance
-    from factory_pipelines.lib.explain import ExplainError, explain_ticket, render
+    from factory_pipelines.lib.governance.explain import ExplainError, explain_ticket, render
 
     settings = get_settings()
     prepare_instance(settings)
@@ -343,7 +343,7 @@ def _ticket_checks() -> list[Any]:
     """The contract and quarantine checks of the ticket tables, as the code location names them."""
     import dagster as dg
 
-    from factory_pipelines.lib.sources import load_sources
+    from factory_pipelines.lib.data.sources import load_sources
 
     settings = get_settings()
     spec = load_sources(settings.source_dirs, settings.suite_dirs).get("tickets")
@@ -369,10 +369,10 @@ def redteam(
 ) -> None:
     """Replay prompt-injection attacks through the real agent and the real policy gate in a scratch warehouse;
     exit 1 when any forbidden action executed."""
-    from factory_pipelines.lib.agent_runtime import ResolvedPrompt
-    from factory_pipelines.lib.manifests import load_manifest
-    from factory_pipelines.lib.prompts import load_prompt_file
-    from factory_pipelines.lib.red_team import load_corpus, run_corpus
+    from factory_pipelines.lib.agents.manifests import load_manifest
+    from factory_pipelines.lib.agents.prompts import load_prompt_file
+    from factory_pipelines.lib.agents.runtime import ResolvedPrompt
+    from factory_pipelines.lib.governance.red_team import load_corpus, run_corpus
     from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, turn_off_telemetry
 
     settings = get_settings()
@@ -389,7 +389,7 @@ def redteam(
 
     import mlflow
 
-    from factory_pipelines.lib.kill_switches import KillSwitches
+    from factory_pipelines.lib.governance.kill_switches import KillSwitches
 
     mlflow.tracing.disable()  # attacks are judged from their effects; their traces would only fill a store
     logging.getLogger("mlflow").setLevel(logging.ERROR)

@@ -105,7 +105,7 @@ def test_a_manifest_naming_a_missing_or_invalid_policy_set_fails_the_load(tmp_pa
     import pytest
     import yaml
 
-    from factory_pipelines.lib.policy import PolicyError
+    from factory_pipelines.lib.governance.policy import PolicyError
     from factory_pipelines.settings import PACKAGE_DIR
     from tests.conftest import use_home
 

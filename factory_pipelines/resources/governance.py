@@ -16,7 +16,7 @@ from pydantic import Field
 
 @cache
 def _engine(policies_dir: str, name: str, stamp: tuple[tuple[str, int], ...]) -> Any:
-    from factory_pipelines.lib.policy import PolicyEngine
+    from factory_pipelines.lib.governance.policy import PolicyEngine
 
     return PolicyEngine.load(Path(policies_dir), name)
 
@@ -40,11 +40,11 @@ class PolicyEngineResource(dg.ConfigurableResource):
         return _engine(str(root), name, _stamp(root, name))
 
     def switches(self) -> Any:
-        from factory_pipelines.lib.kill_switches import KillSwitches
+        from factory_pipelines.lib.governance.kill_switches import KillSwitches
 
         return KillSwitches(Path(self.kill_switches_file))
 
     def gate_config(self) -> Any:
-        from factory_pipelines.lib.gate import load_gate_config
+        from factory_pipelines.lib.governance.gate import load_gate_config
 
         return load_gate_config(Path(self.policies_dir))

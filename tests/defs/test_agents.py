@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from factory_pipelines.definitions import build_definitions
+from factory_pipelines.demo.generator import write_demo_data
 from factory_pipelines.instance import prepare_instance
-from factory_pipelines.lib.demo_data import write_demo_data
 from factory_pipelines.runs import PartitionOutcome, run_partitions
 from factory_pipelines.settings import PACKAGE_DIR, Settings, get_settings
 from tests.conftest import use_home
@@ -165,11 +165,11 @@ def test_every_tool_call_passed_the_gate_and_is_in_the_verified_audit_log(factor
 
 def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict, cli: object) -> None:
     """The documented path: the gate escalates, `factory review approve`, `factory review execute`."""
-    from factory_pipelines.lib.gate import CedarGate, load_gate_config
-    from factory_pipelines.lib.kill_switches import KillSwitches
-    from factory_pipelines.lib.manifests import load_manifest
-    from factory_pipelines.lib.policy import PolicyEngine
-    from factory_pipelines.lib.toolbox import Budget, Toolbox, ToolEnv
+    from factory_pipelines.lib.agents.manifests import load_manifest
+    from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolEnv
+    from factory_pipelines.lib.governance.gate import CedarGate, load_gate_config
+    from factory_pipelines.lib.governance.kill_switches import KillSwitches
+    from factory_pipelines.lib.governance.policy import PolicyEngine
 
     settings = factory["settings"]
     manifest = load_manifest(settings.manifests_dir / "support_triage.yaml")

@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from factory_pipelines.definitions import build_definitions
-from factory_pipelines.lib.review import ensure_review_queue
+from factory_pipelines.lib.governance.review import ensure_review_queue
 from factory_pipelines.settings import Settings
 
 

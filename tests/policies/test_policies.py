@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from factory_pipelines.lib.gate import agent_entity
-from factory_pipelines.lib.policy import COMMON, PolicyEngine, PolicyError
+from factory_pipelines.lib.governance.gate import agent_entity
+from factory_pipelines.lib.governance.policy import COMMON, PolicyEngine, PolicyError
 from factory_pipelines.settings import PACKAGE_DIR
 
 POLICIES = PACKAGE_DIR / "policies"

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from factory_pipelines.lib.manifests import MODEL_URI, AgentManifest
+from factory_pipelines.lib.agents.manifests import MODEL_URI, AgentManifest
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.governance import PolicyEngineResource
 from factory_pipelines.resources.llm import LLMResource
@@ -65,7 +65,7 @@ def _first_pass_model(tracking_uri: str, name: str, version: str) -> Any:
 
 
 def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
-    from factory_pipelines.lib.agent_runtime import FirstPass
+    from factory_pipelines.lib.agents.runtime import FirstPass
 
     match = MODEL_URI.match(uri)
     name = match["name"]  # type: ignore[index]
@@ -80,7 +80,7 @@ def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
 def resolve_prompt(uri: str) -> Any:
     import mlflow.genai
 
-    from factory_pipelines.lib.agent_runtime import ResolvedPrompt
+    from factory_pipelines.lib.agents.runtime import ResolvedPrompt
 
     try:
         prompt = mlflow.genai.load_prompt(uri)
@@ -105,7 +105,7 @@ def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: 
                       staged: set[str], check_keys: list[dg.AssetCheckKey], labels_dir: Path,
                       response_cache: bool, policies_dir: Path) -> dg.AssetsDefinition:
     """The run asset of one agent manifest; its policy set is validated here, so a bad one fails the load."""
-    from factory_pipelines.lib.policy import PolicyEngine, PolicyError
+    from factory_pipelines.lib.governance.policy import PolicyEngine, PolicyError
 
     files = _agent_files(manifest, manifest_path)
     for path in files:
@@ -163,14 +163,14 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
               warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
               llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool) -> Any:
     """Resolve prompt, model, tools and policies for the day, decide every ticket, write the results."""
-    from factory_pipelines.lib.agent_runtime import AgentRunner, write_results
-    from factory_pipelines.lib.classifier import read_labels
-    from factory_pipelines.lib.gate import CedarGate, record_policy_set, refunds_used_cents
-    from factory_pipelines.lib.kill_switches import sync_audit
-    from factory_pipelines.lib.retrieval import KbIndex
-    from factory_pipelines.lib.rules import load_rules
-    from factory_pipelines.lib.toolbox import Budget, Toolbox, ToolEnv
-    from factory_pipelines.resources.llm import model_version
+    from factory_pipelines.lib.agents.classifier import read_labels
+    from factory_pipelines.lib.agents.providers import model_version
+    from factory_pipelines.lib.agents.retrieval import KbIndex
+    from factory_pipelines.lib.agents.rules import load_rules
+    from factory_pipelines.lib.agents.runtime import AgentRunner, write_results
+    from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolEnv
+    from factory_pipelines.lib.governance.gate import CedarGate, record_policy_set, refunds_used_cents
+    from factory_pipelines.lib.governance.kill_switches import sync_audit
 
     day = context.partition_key
     tracking.activate(f"agents/{manifest.name}")

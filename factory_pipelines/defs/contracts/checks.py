@@ -11,8 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from factory_pipelines.lib.ingest import QUARANTINE_TABLE
-from factory_pipelines.lib.sources import SourceSpec
+from factory_pipelines.lib.data.ingest import QUARANTINE_TABLE
+from factory_pipelines.lib.data.sources import SourceSpec
 from factory_pipelines.resources.warehouse import WarehouseResource
 
 
@@ -33,7 +33,7 @@ def contract_check(
         metadata={"suite_file": str(suite_path)},
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        from factory_pipelines.lib.contracts import declared_expectations, validate_frame
+        from factory_pipelines.lib.data.contracts import declared_expectations, validate_frame
 
         frame = warehouse.query_df(
             f"SELECT * FROM {table} WHERE _partition = ?", [date.fromisoformat(context.partition_key)]

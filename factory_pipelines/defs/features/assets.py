@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from factory_pipelines.lib.features import (
+from factory_pipelines.lib.data.features import (
     customer_daily_sql,
     day_window,
     ticket_features_sql,

@@ -28,11 +28,11 @@ def build_governance_assets(manifests_dir: Path) -> list[Any]:
                           "policies are checked again. Every outcome is an audit event.")
     def review_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                        policy_engine: PolicyEngineResource) -> dg.MaterializeResult:
-        from factory_pipelines.lib.audit import save_anchor
-        from factory_pipelines.lib.gate import recheck_item
-        from factory_pipelines.lib.kill_switches import sync_audit
-        from factory_pipelines.lib.manifests import load_manifests
-        from factory_pipelines.lib.review import counts, execute_approved, expire_overdue
+        from factory_pipelines.lib.agents.manifests import load_manifests
+        from factory_pipelines.lib.governance.audit import save_anchor
+        from factory_pipelines.lib.governance.gate import recheck_item
+        from factory_pipelines.lib.governance.kill_switches import sync_audit
+        from factory_pipelines.lib.governance.review import counts, execute_approved, expire_overdue
 
         manifests = load_manifests(manifests_dir)
         switches = policy_engine.switches()
@@ -57,7 +57,7 @@ def build_governance_assets(manifests_dir: Path) -> list[Any]:
                     description="The audit log's hash chain is intact: no entry edited, deleted, inserted or "
                                 "reordered, and nothing cut from its end (against the anchor file).")
     def audit_log_verified(warehouse: WarehouseResource, policy_engine: PolicyEngineResource) -> dg.AssetCheckResult:
-        from factory_pipelines.lib.audit import verify
+        from factory_pipelines.lib.governance.audit import verify
 
         with warehouse.connect(read_only=True) as con:
             report = verify(con, Path(policy_engine.audit_anchor))

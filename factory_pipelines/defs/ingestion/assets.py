@@ -5,8 +5,8 @@ from datetime import date
 
 import dagster as dg
 
-from factory_pipelines.lib.ingest import QUARANTINE_TABLE, LoadReport, load_partition
-from factory_pipelines.lib.sources import SourceSpec
+from factory_pipelines.lib.data.ingest import QUARANTINE_TABLE, LoadReport, load_partition
+from factory_pipelines.lib.data.sources import SourceSpec
 from factory_pipelines.resources.warehouse import WarehouseResource
 
 GROUP = "ingestion"

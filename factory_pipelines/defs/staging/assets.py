@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from factory_pipelines.lib.conform import STAGING_DDL, conform_partition
+from factory_pipelines.lib.data.conform import STAGING_DDL, conform_partition
 from factory_pipelines.resources.warehouse import WarehouseResource
 
 GROUP = "staging"
