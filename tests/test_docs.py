@@ -44,3 +44,17 @@ def test_linked_docs_exist() -> None:
     links = re.findall(r"\]\(([^)#]+)\)", README)
     assert links
     assert [link for link in links if "://" not in link and not (REPO_ROOT / link).exists()] == []
+
+
+def test_files_named_in_policy_comments_exist() -> None:
+    """A comment in a Cedar file that names a file (`gate.yaml`, `factory.cedarschema`) names one that exists."""
+    policies = REPO_ROOT / "factory_pipelines" / "policies"
+    named = {
+        (path.relative_to(policies), name)
+        for path in policies.rglob("*.cedar")
+        for line in path.read_text().splitlines() if line.lstrip().startswith("//")
+        for name in re.findall(r"[\w./-]+\.(?:yaml|cedar|cedarschema|py)\b", line)
+    }
+    missing = [(str(f), n) for f, n in sorted(named)
+               if not any((base / n).exists() for base in (policies, REPO_ROOT, REPO_ROOT / "factory_pipelines"))]
+    assert not missing, missing
