@@ -44,38 +44,58 @@ def build_feature_assets(
     partitions: dg.PartitionsDefinition, feature_data_dir: Path, feature_repo: Path, staged: set[str]
 ) -> list[dg.AssetsDefinition]:
     """The feature assets the fed sources allow: customer features need customers, ticket features tickets."""
+    tables = {
+        "customer_daily": customer_daily_asset(partitions, feature_data_dir, staged),
+        "ticket_features": ticket_features_asset(partitions, feature_data_dir),
+    }
+    fed = {name: asset for name, asset in tables.items() if FEED[name] in staged}
+    registry = feast_registry_asset(feature_repo)
+    online = online_store_asset(partitions, [*fed.values(), registry], [FEATURE_VIEWS[name] for name in fed])
+    return [*fed.values(), registry, online]
+
+
+def customer_daily_asset(
+    partitions: dg.PartitionsDefinition, feature_data_dir: Path, staged: set[str]
+) -> dg.AssetsDefinition:
+    """features/customer_daily: the customer snapshot of each day, from the staged sources there are."""
 
     @dg.asset(
         key=["features", "customer_daily"],
         deps=[dg.AssetKey(["staging", s]) for s in ("customers", "orders", "tickets") if s in staged],
         partitions_def=partitions,
-        group_name=GROUP,
         kinds={"duckdb", "parquet"},
         owners=["team:data-platform"],
-        tags={"layer": "features"},
         description=(
             "One row per customer per day: plan, tenure, spend 30/90 days, refunds 90 days, tickets 7/30 "
             "days, from everything known by the end of that day (stamped 23:59:59.999999 UTC). "
             f"File: {feature_data_dir}/customer_daily/<day>.parquet."
         ),
+        group_name=GROUP,
+        tags={"layer": "features"},
     )
     def customer_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = date.fromisoformat(context.partition_key)
         sql = customer_daily_sql(partition, with_orders="orders" in staged, with_tickets="tickets" in staged)
         return _feature_table(warehouse, sql, feature_data_dir / "customer_daily", partition)
 
+    return customer_daily
+
+
+def ticket_features_asset(partitions: dg.PartitionsDefinition, feature_data_dir: Path) -> dg.AssetsDefinition:
+    """features/ticket_features: text and metadata signals of each day's tickets."""
+
     @dg.asset(
         key=["features", "ticket_features"],
         deps=[dg.AssetKey(["staging", "tickets"])],
         partitions_def=partitions,
-        group_name=GROUP,
         kinds={"duckdb", "parquet"},
         owners=["team:data-platform"],
-        tags={"layer": "features"},
         description=(
             "One row per ticket: length, channel, hour, weekday, shouting, sentiment proxy, refund and amount "
             f"mentions, order reference, follow-up. File: {feature_data_dir}/ticket_features/<day>.parquet."
         ),
+        group_name=GROUP,
+        tags={"layer": "features"},
     )
     def ticket_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = date.fromisoformat(context.partition_key)
@@ -83,42 +103,51 @@ def build_feature_assets(
         sql = ticket_features_sql(partition, lexicon["positive"], lexicon["negative"])
         return _feature_table(warehouse, sql, feature_data_dir / "ticket_features", partition)
 
+    return ticket_features
+
+
+def feast_registry_asset(feature_repo: Path) -> dg.AssetsDefinition:
+    """features/feast_registry: the repo applied; its code version is the hash of the repo's files."""
     repo_files = sorted(feature_repo.glob("*.py")) + [feature_repo / "feature_store.yaml"]
     repo_hash = hashlib.sha256(b"".join(p.read_bytes() for p in repo_files if p.exists())).hexdigest()[:12]
 
     @dg.asset(
         key=["features", "feast_registry"],
-        group_name=GROUP,
         kinds={"feast"},
         owners=["team:ml-platform"],
-        tags={"layer": "features"},
         code_version=repo_hash,
         description=(
             f"The Feast registry: entities, feature views and feature services of {feature_repo.name}/ applied "
             "(idempotent; re-run after editing the repo)."
         ),
+        group_name=GROUP,
+        tags={"layer": "features"},
     )
     def feast_registry(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         applied = feature_store.apply()
         return dg.MaterializeResult(metadata={k: dg.MetadataValue.json(v) for k, v in applied.items()})
 
-    tables = {"customer_daily": customer_daily, "ticket_features": ticket_features}
-    fed = {name: asset for name, asset in tables.items() if FEED[name] in staged}
-    online_views = [FEATURE_VIEWS[name] for name in fed]
+    return feast_registry
+
+
+def online_store_asset(
+    partitions: dg.PartitionsDefinition, deps: list[dg.AssetsDefinition], online_views: list[str]
+) -> dg.AssetsDefinition:
+    """features/online_store: each day materialized online, unless the store already holds a newer day."""
 
     @dg.asset(
         key=["features", "online_store"],
-        deps=[*fed.values(), feast_registry],
+        deps=deps,
         partitions_def=partitions,
-        group_name=GROUP,
         kinds={"feast", "sqlite"},
         owners=["team:ml-platform"],
-        tags={"layer": "features"},
         description=(
             "Each day's feature rows materialized into the Feast online store, where agents read them "
             "(feature service support_agent_v1). A backfill of a day older than what is online updates "
             "the offline tables only, so online values never move back in time."
         ),
+        group_name=GROUP,
+        tags={"layer": "features"},
     )
     def online_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         start, end = day_window(date.fromisoformat(context.partition_key))
@@ -139,4 +168,4 @@ def build_feature_assets(
             }
         )
 
-    return [*fed.values(), feast_registry, online_store]
+    return online_store
