@@ -6,7 +6,6 @@ run started here shows in the Dagster UI with its events, checks and metadata.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -289,10 +288,8 @@ def feast(ctx: typer.Context) -> None:
     settings = get_settings()
     settings.ensure_dirs()
     turn_off_telemetry()
-    env = os.environ | {
-        "FACTORY_FEAST_REGISTRY": settings.feast_registry,
-        "FACTORY_FEAST_ONLINE_PATH": str(settings.feast_online_path),
-    }
+    env = settings.child_env(FACTORY_FEAST_REGISTRY=settings.feast_registry,
+                             FACTORY_FEAST_ONLINE_PATH=str(settings.feast_online_path))
     feast_bin = shutil.which("feast", path=str(Path(sys.executable).parent)) or "feast"
     raise typer.Exit(subprocess.call([feast_bin, *ctx.args], cwd=settings.feature_repo, env=env))
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -178,6 +178,22 @@ class Settings(BaseSettings):
     def suite_dirs(self) -> list[Path]:
         """Where contract suites are looked up, later folders overriding earlier ones by file name."""
         return [self.suites_dir, *([self.user_suites_dir] if self.user_suites_dir else [])]
+
+    def secret(self, name: str) -> SecretStr | None:
+        """The secret named `name` (an API key a manifest names by `api_key_env`): the environment variable, else
+        the same name in the `.env` file. Read when asked, never at import, and wrapped so that printing or
+        logging it shows `**********`."""
+        value = os.environ.get(name)
+        env_file = Path(str(self.model_config.get("env_file") or ".env"))
+        if not value and env_file.is_file():
+            from dotenv import dotenv_values
+
+            value = dotenv_values(env_file).get(name)
+        return SecretStr(value) if value else None
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a child process this one starts (the `feast` or Dagster CLIs): ours plus `extra`."""
+        return {**os.environ, **extra}
 
     def ensure_dirs(self) -> None:
         """Create the local state folders the embedded profile writes into."""

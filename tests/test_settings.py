@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from factory_pipelines.instance import instance_config
-from factory_pipelines.settings import Settings
+from factory_pipelines.settings import PACKAGE_DIR, Settings
 
 
 def test_every_embedded_path_derives_from_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,3 +55,42 @@ def test_bad_values_are_refused_with_the_setting_named(tmp_path: Path, monkeypat
     monkeypatch.setenv("FACTORY_DEMO_DEFECT_RATE", "1.5")
     with pytest.raises(ValidationError, match="demo_defect_rate"):
         Settings()
+
+
+def test_secrets_are_read_when_asked_and_print_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORY_SETTINGS_FILE", str(tmp_path / "none.yaml"))
+    settings = Settings()
+    monkeypatch.delenv("SUPPORT_LLM_KEY", raising=False)
+    assert settings.secret("SUPPORT_LLM_KEY") is None
+    monkeypatch.setenv("SUPPORT_LLM_KEY", "sk-later")  # after the settings were built: read when asked
+    secret = settings.secret("SUPPORT_LLM_KEY")
+    assert secret is not None and secret.get_secret_value() == "sk-later"
+    assert "sk-later" not in f"{secret} {secret!r}"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OTHER_LLM_KEY=sk-from-dotenv\n")  # the .env of the working directory
+    from_file = settings.secret("OTHER_LLM_KEY")
+    assert from_file is not None and from_file.get_secret_value() == "sk-from-dotenv"
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """Lines of `path` that read the environment: os.getenv, os.environ other than setdefault or an assignment."""
+    tree = ast.parse(path.read_text())
+    allowed: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "setdefault":
+            allowed.add(id(node.value))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            allowed.add(id(node.value))
+    reads = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and node.attr in ("environ", "getenv", "environb") and id(node) not in allowed:
+            reads.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{node.lineno}")
+    return reads
+
+
+def test_only_settings_reads_the_environment() -> None:
+    """settings.py is the one reader of the environment (modules may still set libraries' opt-out variables)."""
+    reads = [line for path in sorted(PACKAGE_DIR.rglob("*.py")) if path.name != "settings.py" or
+             path.parent != PACKAGE_DIR for line in _environment_reads(path)]
+    assert reads == []

@@ -186,7 +186,9 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class OpenAICompatibleProvider:
-    """Any OpenAI-compatible endpoint; the API key is passed in (from the environment), never logged."""
+    """Any OpenAI-compatible endpoint. One HTTP client per provider, opened here and kept for every call (one
+    pooled keep-alive connection, not a handshake per call); `close()` it, or use the provider as a context
+    manager. The API key is passed in (the LLM resource resolves it through the settings), never logged."""
 
     name = "openai_compatible"
 
@@ -197,6 +199,19 @@ class OpenAICompatibleProvider:
         self.prices = (usd_per_1k_prompt, usd_per_1k_completion)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout_s, headers=headers)
+
+    def close(self) -> None:
+        """Close the HTTP client and its connections; a later `chat` fails with a ModelError."""
+        self.client.close()
+
+    def __enter__(self) -> OpenAICompatibleProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleProvider({self.base_url!r}, {self.model!r})"
 
     def chat(self, messages: list[Message], *, schema: dict[str, Any] | None = None, temperature: float = 0.0,
              seed: int = 7, max_tokens: int = 256) -> ChatResult:
@@ -213,6 +228,8 @@ class OpenAICompatibleProvider:
             response.raise_for_status()
             return response.json()
 
+        if self.client.is_closed:
+            raise ModelError(f"{self.name}/{self.model} at {self.base_url}: the provider was closed")
         started = time.perf_counter()
         try:
             response = post()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from factory_pipelines.lib.agents.manifests import ModelConfig
 from factory_pipelines.lib.agents.providers import (
+    ChatProvider,
     LocalProvider,
     ModelError,
     OpenAICompatibleProvider,
@@ -18,6 +23,8 @@ from factory_pipelines.lib.agents.providers import (
     ScriptedProvider,
     local_model_path,
 )
+from factory_pipelines.resources.llm import LLMResource
+from factory_pipelines.settings import Settings
 
 TRIAGE = {
     "type": "object",
@@ -139,3 +146,95 @@ def test_timeout_fails_clearly_after_retries() -> None:
                                             attempts=2, backoff_s=0.01)
         with pytest.raises(ModelError, match="ReadTimeout"):
             provider.chat(MESSAGES)
+
+
+def _recording_server() -> tuple[ThreadingHTTPServer, type[BaseHTTPRequestHandler]]:
+    """A real HTTP/1.1 server on a free loopback port, in a thread: it answers every POST with a completion and
+    records the Authorization header of each request and the connections opened and closed."""
+
+    class Recording(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection may carry many requests
+        authorization: list[str | None] = []
+        opened = 0
+        closed = 0
+
+        def setup(self) -> None:
+            super().setup()
+            type(self).opened += 1
+
+        def finish(self) -> None:
+            super().finish()
+            type(self).closed += 1
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            type(self).authorization.append(self.headers.get("Authorization"))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"choices": [{"message": {"content": '{"category": "refund", "priority": "low"}'}}],
+                               "usage": {"prompt_tokens": 12, "completion_tokens": 9}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, Recording
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_one_connection_for_many_calls_closed_with_the_provider() -> None:
+    httpd, seen = _recording_server()
+    try:
+        with OpenAICompatibleProvider(f"http://127.0.0.1:{httpd.server_port}/v1", "m", api_key="sk-test") as provider:
+            for _ in range(4):
+                assert provider.chat(MESSAGES, schema=TRIAGE).data == {"category": "refund", "priority": "low"}
+            assert seen.authorization == ["Bearer sk-test"] * 4
+            assert seen.opened == 1, "the calls share one keep-alive connection"
+            assert "sk-test" not in repr(provider)
+        assert _wait_for(lambda: seen.closed == 1), "closing the provider closes its connection"
+        with pytest.raises(ModelError, match="closed"):
+            provider.chat(MESSAGES)
+    finally:
+        httpd.shutdown()
+
+
+def test_resource_reads_the_named_key_through_settings_and_closes_its_clients_after_the_run(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is read when the run builds the provider (not at import, not in the resource's config), from the
+    variable the manifest names; the run's calls share one connection, closed by the resource's teardown."""
+    httpd, seen = _recording_server()
+    model = ModelConfig(provider="openai_compatible", name="m", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                        api_key_env="SUPPORT_LLM_KEY")
+    resource = LLMResource(model_dir=str(settings.model_dir))
+    monkeypatch.setenv("SUPPORT_LLM_KEY", "sk-from-the-environment")  # after the resource is built
+    providers: list[ChatProvider] = []
+
+    @dg.asset
+    def asks(llm: LLMResource) -> None:
+        for _ in range(3):
+            provider = llm.provider(model)
+            provider.chat(MESSAGES, schema=TRIAGE)
+            providers.append(provider)
+
+    try:
+        result = dg.materialize([asks], resources={"llm": resource})
+        assert result.success
+        assert seen.authorization == ["Bearer sk-from-the-environment"] * 3
+        assert seen.opened == 1 and len({id(p) for p in providers}) == 1, "one provider and connection per run"
+        assert providers[0].client.is_closed, "the resource closes its clients when the run ends"
+        assert _wait_for(lambda: seen.closed == 1)
+        shown = json.dumps(resource.model_dump()) + "".join(str(e) for e in result.all_events)
+        assert "sk-from-the-environment" not in shown
+    finally:
+        httpd.shutdown()
