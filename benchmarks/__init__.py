@@ -77,7 +77,7 @@ def build_demo_factory(settings: Any, days: list[Any], jobs: tuple[str, ...] = (
     """Setup shared by the benchmarks: demo files (and labels) for `days`, then each job in process (daily
     jobs per day, `models_job` once); exits naming the run that failed. Returns the demo summary and the
     outcomes per job."""
-    from factory_pipelines.demo.generator import write_demo_data
+    from factory_pipelines.demo import write_demo_data
     from factory_pipelines.instance import prepare_instance
     from factory_pipelines.runs import run_partitions
 

@@ -101,7 +101,7 @@ def demo_data(
     drift_date: Annotated[str | None, typer.Option(help="Day distributions shift (YYYY-MM-DD or 'none').")] = None,
 ) -> None:
     """Write deterministic demo landing files for a date range (tickets CSV, customers/orders Parquet, KB JSONL)."""
-    from factory_pipelines.demo.generator import write_demo_data
+    from factory_pipelines.demo import write_demo_data
 
     settings = get_settings()
     days = _days(settings, start, end)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from factory_pipelines.definitions import build_definitions
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.instance import prepare_instance
 from factory_pipelines.runs import PartitionOutcome, run_partitions
 from factory_pipelines.settings import PACKAGE_DIR, Settings, get_settings

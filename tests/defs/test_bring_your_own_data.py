@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from factory_pipelines.definitions import build_definitions
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.instance import prepare_instance
 from factory_pipelines.runs import run_partitions
 from factory_pipelines.settings import get_settings

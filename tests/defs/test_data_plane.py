@@ -13,7 +13,7 @@ import pytest
 
 from factory_pipelines.definitions import build_definitions
 from factory_pipelines.defs.resources import build_resources
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.instance import prepare_instance
 from factory_pipelines.runs import PartitionOutcome, run_partitions
 from factory_pipelines.settings import Settings, get_settings

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.lib.agents.classifier import evaluate, train
 
 

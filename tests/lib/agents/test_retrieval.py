@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.lib.agents.retrieval import KbIndex, split_passages
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factory_pipelines.demo.generator import write_demo_data
+from factory_pipelines.demo import write_demo_data
 from factory_pipelines.lib.data.ingest import load_partition
 from factory_pipelines.lib.data.sources import load_sources
 from factory_pipelines.settings import PACKAGE_DIR
