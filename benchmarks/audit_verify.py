@@ -106,7 +106,7 @@ def bare_verify(con: Any) -> tuple[int, int, str]:
 
 def read_only(con: Any) -> int:
     """The project's query and conversion to Python lists, without hashing (diagnostic)."""
-    from factory_pipelines.lib.governance.audit import _SCAN_SQL, BATCH_ROWS
+    from factory_pipelines.lib.governance.audit_verify import _SCAN_SQL, BATCH_ROWS
 
     rows = 0
     for batch in con.sql(_SCAN_SQL).to_arrow_reader(BATCH_ROWS):
@@ -124,7 +124,7 @@ def main() -> None:
     home = isolated_home(NAME)
     try:
         settings, info = isolated_settings(home, f"{NAME}: audit.verify vs a bare hashlib chain")
-        from factory_pipelines.lib.governance.audit import verify
+        from factory_pipelines.lib.governance.audit_verify import verify
         from factory_pipelines.resources.warehouse import WarehouseResource
 
         with WarehouseResource(database=settings.warehouse).connect() as con:

@@ -23,6 +23,11 @@ SnakeName = Annotated[str, AfterValidator(_snake_case)]
 """A name that becomes a table, column, asset or file name: lower snake case."""
 
 
+def problems(exc: ValidationError) -> str:
+    """A pydantic error as one line a user can act on: `field.path: reason; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+
+
 def read_mapping(path: Path, kind: str, error: type[Exception]) -> dict[str, Any]:
     """The YAML mapping in `path`; `error` names the file when it cannot be read or is not a mapping."""
     try:
@@ -39,8 +44,7 @@ def validate_named(path: Path, data: dict[str, Any], model: type[Model], kind: s
     try:
         value = model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise error(f"{path}: {problems}") from exc
+        raise error(f"{path}: {problems(exc)}") from exc
     name = getattr(value, "name", None)
     if name != Path(path).stem:
         raise error(f"{path}: {kind} name {name!r} must match the file name {Path(path).stem!r}")

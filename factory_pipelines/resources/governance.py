@@ -45,6 +45,6 @@ class PolicyEngineResource(dg.ConfigurableResource):
         return KillSwitches(Path(self.kill_switches_file))
 
     def gate_config(self) -> Any:
-        from factory_pipelines.lib.governance.gate import load_gate_config
+        from factory_pipelines.lib.governance.gate_config import load_gate_config
 
         return load_gate_config(Path(self.policies_dir))

@@ -60,8 +60,8 @@ def rule_exclusions(spec: ClassifierSpec, frame: Any, rules_dir: Path) -> dict[s
     """Per target, the rows whose label a rule explains (left out of training that target)."""
     import pandas as pd
 
+    from factory_pipelines.lib.agents.facts import parse_amount
     from factory_pipelines.lib.agents.rules import explained, load_rules
-    from factory_pipelines.lib.agents.runtime import parse_amount
 
     if not spec.explained_by_rules:
         return {}

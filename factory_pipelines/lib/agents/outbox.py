@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from factory_pipelines.lib.sql import transaction
+
 OUTBOX_DDL = """
 CREATE TABLE IF NOT EXISTS agents.outbox (
     idempotency_key VARCHAR PRIMARY KEY, agent VARCHAR NOT NULL, ticket_id VARCHAR, tool VARCHAR NOT NULL,
@@ -65,11 +67,9 @@ def execute_once(
     """Run `effect(con)` once per key, in the same transaction that records it as done (the outbox table must
     exist: `ensure_outbox`, once per connection, not per call)."""
     key = idempotency_key(agent, ticket_id, tool, arguments)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         done = con.execute("SELECT result FROM agents.outbox WHERE idempotency_key = ?", [key]).fetchone()
         if done is not None:
-            con.execute("COMMIT")
             return OutboxResult(key, executed=False, result=json.loads(done[0]))
         result = effect(con)
         con.execute(
@@ -78,8 +78,4 @@ def execute_once(
             [key, agent, ticket_id, tool, tool_version, canonical(arguments), json.dumps(result, default=str),
              run_id, partition],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return OutboxResult(key, executed=True, result=result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,33 @@ class PromptSpec(BaseModel):
 
     def render(self, **values: Any) -> str:
         """The template with every variable filled; a missing one is an error, never an empty string."""
-        missing = [v for v in self.input_variables if v not in values]
-        if missing:
-            raise PromptError(f"prompt {self.name}: missing input variable(s) {missing}")
-        return VARIABLE.sub(lambda m: str(values[m.group(1)]), self.template)
+        return render(self.template, values, f"prompt {self.name}")
+
+
+def render(template: str, values: dict[str, Any], what: str) -> str:
+    """`template` with every `{{variable}}` filled from `values`; a missing one is an error naming `what`,
+    never an empty string. The one renderer of prompt files and of prompts served by the registry."""
+    missing = sorted(set(VARIABLE.findall(template)) - set(values))
+    if missing:
+        raise PromptError(f"{what}: missing input variable(s) {missing}; given {sorted(values)}")
+    return VARIABLE.sub(lambda m: str(values[m.group(1)]), template)
+
+
+@dataclass(frozen=True)
+class ResolvedPrompt:
+    """A prompt as the registry served it (`prompts:/<name>@<alias>`): the version every decision records."""
+
+    name: str
+    version: int
+    template: str
+    response_schema: dict[str, Any]
+
+    @property
+    def variables(self) -> list[str]:
+        return sorted(set(VARIABLE.findall(self.template)))
+
+    def render(self, values: dict[str, Any]) -> str:
+        return render(self.template, values, f"prompt {self.name} v{self.version}")
 
 
 def load_prompt_file(path: Path) -> PromptSpec:

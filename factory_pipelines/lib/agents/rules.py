@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from factory_pipelines.lib.config_files import read_mapping
+from factory_pipelines.lib.config_files import problems, read_mapping
 
 
 class RuleError(ValueError):
@@ -55,7 +55,7 @@ class Condition(BaseModel):
                  self.below)
         return tuple(dict.fromkeys([p for clause in keyed for p in clause] + self.present + self.absent))
 
-    def holds(self, facts: dict[str, Any], ignore: frozenset[str] = frozenset()) -> bool:
+    def holds(self, facts: Any, ignore: frozenset[str] = frozenset()) -> bool:
         """Whether every clause holds; clauses on the paths in `ignore` count as holding."""
         def number(path: str) -> float | None:
             value = lookup(facts, path)
@@ -91,17 +91,19 @@ class Rule(BaseModel):
                                    description="decision field -> at least this value, in the field's enum order")
 
 
-def lookup(facts: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path, or None when any step is missing."""
+def lookup(facts: Any, path: str) -> Any:
+    """The value at a dotted path, or None when any step is missing; steps go through mappings and the
+    fields of objects (a `TicketFacts`), never through methods."""
     value: Any = facts
     for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
+        step = value if isinstance(value, dict) else getattr(value, "__dict__", None)
+        if step is None or part not in step:
             return None
-        value = value[part]
+        value = step[part]
     return value
 
 
-def fill(template: Any, facts: dict[str, Any]) -> Any:
+def fill(template: Any, facts: Any) -> Any:
     """A value with `{path}` placeholders filled; a value that is exactly one placeholder keeps its type."""
     if not isinstance(template, str):
         return template
@@ -120,25 +122,26 @@ def load_rules(path: Path) -> list[Rule]:
             rules.append(Rule.model_validate(raw))
         except ValidationError as exc:
             rule_id = raw.get("id", f"#{n}") if isinstance(raw, dict) else f"#{n}"
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise RuleError(f"{path}: rule {rule_id}: {problems}") from exc
+            raise RuleError(f"{path}: rule {rule_id}: {problems(exc)}") from exc
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
         raise RuleError(f"{path}: rule ids must be unique, got {ids}")
     return rules
 
 
-def apply_rules(rules: list[Rule], facts: dict[str, Any], decision: dict[str, Any],
+def apply_rules(rules: list[Rule], facts: Any, decision: dict[str, Any],
                 enums: dict[str, list[str]]) -> tuple[dict[str, Any], list[str]]:
     """The fields the rules decide (final), and the ids of the rules that fired, in order.
 
-    `facts` holds what the agent knows, with the decision so far under `decision`; later rules see
-    what earlier ones set. `enums` gives each field's values low to high, for `raise`.
+    `facts` holds what the agent knows (a `TicketFacts`, or a mapping in training); the rules see the
+    decision so far under `decision`, and later rules see what earlier ones set. `enums` gives each
+    field's values low to high, for `raise`. `facts` itself is not changed.
     """
     decided: dict[str, Any] = {}
     fired: list[str] = []
+    base = facts if isinstance(facts, dict) else vars(facts)
     for rule in rules:
-        current = {**facts, "decision": {**decision, **decided}}
+        current = {**base, "decision": {**decision, **decided}}
         if not rule.when.holds(current):
             continue
         fired.append(rule.id)

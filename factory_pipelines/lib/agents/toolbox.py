@@ -2,9 +2,10 @@
 
 `Toolbox.call` is the choke point. It checks that the agent may use the tool, validates the arguments
 against the tool's input schema, spends the run's budget, asks the gate (allow, deny, or escalate to a
-human; the governance layer plugs its Cedar policy engine in here), runs the tool (side effects through
-the outbox, so a retried step or a re-run partition never acts twice), validates the output, and records
-the call (a row for `agents.tool_calls` and a span on the ticket's trace). Nothing else runs a tool.
+human: the governance layer implements `Gate` with its Cedar policy engine and review queue), runs the
+tool (side effects through the outbox, `effects.perform_effect`, so a retried step or a re-run partition
+never acts twice), validates the output, and records the call (a row for `agents.tool_calls` and a span
+on the ticket's trace). Nothing else runs a tool. The read-only tools are implemented here.
 """
 
 from __future__ import annotations
@@ -18,23 +19,15 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from factory_pipelines.lib.agents.outbox import canonical, done_result, execute_once
+from factory_pipelines.lib.agents.effects import EFFECTS, perform_effect
+from factory_pipelines.lib.agents.facts import TicketFacts
+from factory_pipelines.lib.agents.outbox import canonical, done_result
 from factory_pipelines.lib.agents.retrieval import KbIndex
 from factory_pipelines.lib.agents.tools import CATALOG, ToolSpec
+from factory_pipelines.lib.config_files import problems
+from factory_pipelines.lib.money import cents
 
 TIMESTAMP_SUFFIX = "__ts"  # Feast's suffix for a feature's event time (epoch seconds) in online responses
-EFFECT_DDL = [
-    "CREATE SCHEMA IF NOT EXISTS agents",
-    """CREATE TABLE IF NOT EXISTS agents.refunds (refund_id VARCHAR PRIMARY KEY, agent VARCHAR, ticket_id VARCHAR,
-        order_id VARCHAR, amount DOUBLE, currency VARCHAR, reason VARCHAR, issued_at TIMESTAMPTZ DEFAULT current_timestamp)""",
-    """CREATE TABLE IF NOT EXISTS agents.replies (message_id VARCHAR PRIMARY KEY, agent VARCHAR, ticket_id VARCHAR,
-        body VARCHAR, cited_article_ids VARCHAR[], sent_at TIMESTAMPTZ DEFAULT current_timestamp)""",
-    """CREATE TABLE IF NOT EXISTS agents.escalations (queue_item_id VARCHAR PRIMARY KEY, agent VARCHAR,
-        ticket_id VARCHAR, reason VARCHAR, priority VARCHAR, status VARCHAR DEFAULT 'open',
-        created_at TIMESTAMPTZ DEFAULT current_timestamp)""",
-]
-
-
 class ToolCallError(RuntimeError):
     """A tool call failed: bad arguments, a broken output contract, or the tool raised."""
 
@@ -62,7 +55,7 @@ class Budget:
     @classmethod
     def from_manifest(cls, budgets: Any, refund_day_used_cents: int = 0) -> Budget:
         return cls(budgets.max_tokens, budgets.max_tool_calls, budgets.max_cost_usd,
-                   int(budgets.max_refund_usd_per_run * 100), int(budgets.max_refund_usd_per_day * 100),
+                   cents(budgets.max_refund_usd_per_run), cents(budgets.max_refund_usd_per_day),
                    refund_day_used_cents)
 
     def charge_tool_call(self, tool: str) -> None:
@@ -103,21 +96,39 @@ class Verdict:
     request: dict[str, Any] | None = None  # the Cedar request, kept for explain and replay
     shadow: str | None = None  # outcome with log-only policies enforced too, when different
     shadow_policies: tuple[str, ...] = ()
+    amount_cents: int = 0  # what an allowed refund reserves of the budget (USD cents, as the gate judged it)
 
 
 @dataclass(frozen=True)
 class ToolRequest:
-    """What the gate judges: who calls which tool with which (validated) arguments, for which ticket."""
+    """What the gate judges: who calls which tool with which (validated) arguments, for which ticket, knowing
+    what about it (None outside an agent's ticket, e.g. in a replay)."""
 
     agent: str
     ticket_id: str
     tool: ToolSpec
     arguments: BaseModel
-    context: dict[str, Any]
+    facts: TicketFacts | None = None
 
 
 class Gate(Protocol):
-    def check(self, request: ToolRequest) -> Verdict: ...
+    """What the toolbox asks before and after a tool runs; `governance.gate.CedarGate` is the implementation."""
+
+    @property
+    def policy_hash(self) -> str: ...
+
+    def prefetch(self, tickets: list[dict[str, Any]]) -> None:
+        """Look up in bulk what the day's tickets will need."""
+
+    def check(self, request: ToolRequest) -> Verdict:
+        """Allow, deny or escalate one call; a reviewer's earlier word on this exact call binds."""
+
+    def escalate(self, request: ToolRequest, verdict: Verdict, *, run_id: str, partition: str) -> dict[str, Any]:
+        """Put an escalated call in the review queue (once per idempotency key); returns the queue item."""
+
+    def record_effect(self, tx: Any, request: ToolRequest, verdict: Verdict, result: dict[str, Any], *,
+                      run_id: str, partition: str) -> None:
+        """Record an executed side effect, inside the transaction that executes it."""
 
 
 @dataclass
@@ -162,41 +173,32 @@ def _kb_search(args: Any, env: ToolEnv) -> dict[str, Any]:
                          for p, s in hits]}
 
 
+ORDER_COLUMNS = ("customer_id", "product", "amount", "currency", "amount_usd", "status", "refund_amount")
+
+
+def orders_as_of(con: Any, order_ids: list[str], as_of: datetime | None) -> dict[str, dict[str, Any]]:
+    """Each order's state at `as_of` (its latest row of `staging.orders` updated by then; None: its latest
+    row); orders not known by then are left out. The one place the factory asks what an order was."""
+    if not order_ids:
+        return {}
+    moment = as_of.replace(tzinfo=None) if as_of is not None else None
+    rows = con.execute(
+        f"SELECT order_id, {', '.join(ORDER_COLUMNS)} FROM staging.orders "
+        "WHERE list_contains(?, order_id) AND (?::TIMESTAMP IS NULL OR updated_at <= ?) "
+        "QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC) = 1",
+        [sorted(set(order_ids)), moment, moment]).fetchall()
+    return {row[0]: dict(zip(ORDER_COLUMNS, row[1:], strict=True)) for row in rows}
+
+
 def _order_lookup(args: Any, env: ToolEnv) -> dict[str, Any]:
-    row = env.con.execute(
-        "SELECT customer_id, product, amount, currency, amount_usd, status, refund_amount FROM staging.orders "
-        "WHERE order_id = ? AND updated_at <= ? ORDER BY updated_at DESC LIMIT 1",
-        [args.order_id, env.as_of.replace(tzinfo=None)],
-    ).fetchone()
-    if row is None:
-        return {"order_id": args.order_id, "found": False}
-    keys = ("customer_id", "product", "amount", "currency", "amount_usd", "status", "refund_amount")
-    return {"order_id": args.order_id, "found": True, **dict(zip(keys, row, strict=True))}
-
-
-def _effect_id(prefix: str, agent: str, ticket_id: str, tool: str, args: BaseModel) -> str:
-    import hashlib
-
-    text = f"{agent}|{ticket_id}|{tool}|{canonical(args)}"
-    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    order = orders_as_of(env.con, [args.order_id], env.as_of).get(args.order_id)
+    return {"order_id": args.order_id, "found": order is not None, **(order or {})}
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "customer_features": _customer_features,
     "kb_search": _kb_search,
     "order_lookup": _order_lookup,
-}
-EFFECTS: dict[str, tuple[str, str, Callable[[Any], list[Any]], str]] = {
-    # tool -> (id prefix, insert SQL, values from args, output id field); run inside the outbox transaction
-    "issue_refund": ("R", "INSERT INTO agents.refunds (refund_id, agent, ticket_id, order_id, amount, currency, reason) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     lambda a: [a.order_id, a.amount, a.currency, a.reason], "refund_id"),
-    "send_reply": ("M", "INSERT INTO agents.replies (message_id, agent, ticket_id, body, cited_article_ids) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                   lambda a: [a.body, list(a.cited_article_ids)], "message_id"),
-    "escalate_to_human": ("Q", "INSERT INTO agents.escalations (queue_item_id, agent, ticket_id, reason, priority) "
-                               "VALUES (?, ?, ?, ?, ?)",
-                          lambda a: [a.reason, a.priority], "queue_item_id"),
 }
 assert set(IMPLEMENTATIONS) | set(EFFECTS) == set(CATALOG), "every catalog tool has an implementation"
 
@@ -211,11 +213,10 @@ class Toolbox:
     budget: Budget
     run_id: str
     partition: str
-    review_ttl_hours: float = 72.0  # escalated calls wait this long for a reviewer
     records: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, Implementation] = field(default_factory=dict)  # tests: a tool that raises, and so on
 
-    def call(self, tool: str, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any] | None = None) -> ToolResult:
+    def call(self, tool: str, ticket_id: str, arguments: dict[str, Any], facts: TicketFacts | None = None) -> ToolResult:
         """Run one tool call through contract, budget, gate and outbox; raises ToolCallError on failure."""
         import mlflow
         from mlflow.entities import SpanType
@@ -231,7 +232,7 @@ class Toolbox:
             span.set_inputs(arguments)
             span.set_attributes({"tool.version": spec.version, "side_effect": spec.side_effect})
             try:
-                result = self._call(spec, ticket_id, arguments, context or {}, record)
+                result = self._call(spec, ticket_id, arguments, facts, record)
             except (ToolCallError, BudgetExhausted) as exc:
                 record |= {"status": "error", "error": str(exc)[:1000], "latency_s": time.perf_counter() - started}
                 if isinstance(exc, BudgetExhausted):
@@ -249,16 +250,16 @@ class Toolbox:
                                  "executed": result.executed})
         return result
 
-    def _call(self, spec: ToolSpec, ticket_id: str, arguments: dict[str, Any], context: dict[str, Any],
+    def _call(self, spec: ToolSpec, ticket_id: str, arguments: dict[str, Any], facts: TicketFacts | None,
               record: dict[str, Any]) -> ToolResult:
         try:
             args = spec.input.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolCallError(f"{spec.name}: arguments break its input schema: {_problems(exc)}") from exc
+            raise ToolCallError(f"{spec.name}: arguments break its input schema: {problems(exc)}") from exc
         self.budget.charge_tool_call(spec.name)
         side_effect = spec.side_effect and spec.name not in self.overrides
         done = done_result(self.env.con, self.agent, ticket_id, spec.name, args) if side_effect else None
-        request = ToolRequest(self.agent, ticket_id, spec, args, context)
+        request = ToolRequest(self.agent, ticket_id, spec, args, facts)
         try:
             verdict = self.gate.check(request)
         except Exception as exc:  # the gate itself failed: fail closed, and say so
@@ -268,75 +269,41 @@ class Toolbox:
             verdict = Verdict("allow", "already executed once (outbox); nothing runs again", ("outbox/done",),
                               policy_hash=verdict.policy_hash, request=verdict.request)
             return ToolResult(spec.name, "ok", done, verdict, False)
-        if side_effect and verdict.decision != "deny":
-            verdict = self._reviewed(request, verdict)
         record |= verdict_fields(verdict)  # kept when the tool then fails
         if verdict.decision == "deny":
             return ToolResult(spec.name, "denied", None, verdict, False)
         if verdict.decision == "escalate":
-            return self._escalate(request, verdict)
-        reserved = (verdict.request or {}).get("context", {}).get("amount_cents", 0) if spec.name == "issue_refund" else 0
-        self.budget.reserve_refund(reserved)
-        try:
-            if spec.name in self.overrides:
-                output, executed = self.overrides[spec.name](args, self.env), True
-            elif spec.side_effect:
-                done = perform_effect(self.env.con, self.agent, ticket_id, spec, args, self.run_id, self.partition)
-                output, executed = done.result, done.executed
-            else:
-                output, executed = IMPLEMENTATIONS[spec.name](args, self.env), True
-        except ToolCallError:
-            self.budget.release_refund(reserved)
-            raise
-        except Exception as exc:  # the tool itself failed: name it, keep the cause
-            self.budget.release_refund(reserved)
-            raise ToolCallError(f"{spec.name} raised {type(exc).__name__}: {exc}") from exc
+            item = self.gate.escalate(request, verdict, run_id=self.run_id, partition=self.partition)
+            return ToolResult(spec.name, "escalated", {"review_item": item["item_id"], "status": item["status"]},
+                              verdict, False)
+        output, executed = self._run(request, verdict)
         try:
             checked = spec.output.model_validate(output).model_dump(mode="json")
         except ValidationError as exc:
-            raise ToolCallError(f"{spec.name}: output breaks its schema: {_problems(exc)}") from exc
+            raise ToolCallError(f"{spec.name}: output breaks its schema: {problems(exc)}") from exc
         return ToolResult(spec.name, "ok", checked, verdict, executed)
 
-    def _reviewed(self, request: ToolRequest, verdict: Verdict) -> Verdict:
-        """A reviewer's word on this exact call binds re-runs: rejected, expired or cancelled stays denied, and one
-        pending or approved waits for the review sweep, whatever the policies say now."""
-        from factory_pipelines.lib.governance.review import status_of
+    def _run(self, request: ToolRequest, verdict: Verdict) -> tuple[dict[str, Any], bool]:
+        """The allowed call itself; a refund's amount is reserved first and released if the tool fails."""
+        spec, args = request.tool, request.arguments
+        self.budget.reserve_refund(verdict.amount_cents)
+        try:
+            if spec.name in self.overrides:
+                return self.overrides[spec.name](args, self.env), True
+            if spec.side_effect:
+                def record(tx: Any, result: dict[str, Any]) -> None:
+                    self.gate.record_effect(tx, request, verdict, result, run_id=self.run_id, partition=self.partition)
 
-        status = status_of(self.env.con, request)
-        if status in ("rejected", "expired", "cancelled"):
-            return Verdict("deny", f"{request.tool.name} was {status} in review", (f"review/{status}",),
-                           policy_hash=verdict.policy_hash, request=verdict.request)
-        if status in ("pending", "approved") and verdict.decision == "allow":
-            return Verdict("escalate", f"{request.tool.name} is {status} in review; the review sweep runs it",
-                           (f"review/{status}",), policy_hash=verdict.policy_hash, request=verdict.request)
-        return verdict
-
-    def _escalate(self, request: ToolRequest, verdict: Verdict) -> ToolResult:
-        """The call waits in the review queue, once per idempotency key."""
-        from factory_pipelines.lib.governance.review import enqueue
-
-        item = enqueue(self.env.con, request, verdict, run_id=self.run_id, partition=self.partition,
-                       ttl_hours=self.review_ttl_hours)
-        return ToolResult(request.tool.name, "escalated", {"review_item": item["item_id"], "status": item["status"]},
-                          verdict, False)
-
-
-def perform_effect(con: Any, agent: str, ticket_id: str, spec: ToolSpec, args: BaseModel, run_id: str | None,
-                   partition: str | None, also: Callable[[Any, dict[str, Any]], None] | None = None) -> Any:
-    """A side effect through the outbox: at most once per key; `also(con, result)` runs in the same transaction
-    (the review queue marks an approved item executed with it)."""
-    prefix, sql, values, id_field = EFFECTS[spec.name]
-    effect_id = _effect_id(prefix, agent, ticket_id, spec.name, args)
-
-    def act(tx: Any) -> dict[str, Any]:
-        tx.execute(sql, [effect_id, agent, ticket_id, *values(args)])
-        result = {id_field: effect_id} | ({"status": "issued"} if spec.name == "issue_refund" else {})
-        if also is not None:
-            also(tx, result)
-        return result
-
-    return execute_once(con, agent=agent, ticket_id=ticket_id, tool=spec.name, tool_version=spec.version,
-                        arguments=args, effect=act, run_id=run_id, partition=partition)
+                done = perform_effect(self.env.con, self.agent, request.ticket_id, spec, args, self.run_id,
+                                      self.partition, also=record)
+                return done.result, done.executed
+            return IMPLEMENTATIONS[spec.name](args, self.env), True
+        except ToolCallError:
+            self.budget.release_refund(verdict.amount_cents)
+            raise
+        except Exception as exc:  # the tool itself failed: name it, keep the cause
+            self.budget.release_refund(verdict.amount_cents)
+            raise ToolCallError(f"{spec.name} raised {type(exc).__name__}: {exc}") from exc
 
 
 def verdict_fields(verdict: Verdict) -> dict[str, Any]:
@@ -345,12 +312,3 @@ def verdict_fields(verdict: Verdict) -> dict[str, Any]:
             "policy_hash": verdict.policy_hash, "shadow_verdict": verdict.shadow,
             "shadow_policies": list(verdict.shadow_policies),
             "cedar_request": json.dumps(verdict.request) if verdict.request else None}
-
-
-def ensure_effect_tables(con: Any) -> None:
-    for statement in EFFECT_DDL:
-        con.execute(statement)
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())

@@ -8,9 +8,18 @@ contracts; `toolbox` binds implementations to them behind one call path.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+ORDER_REF = re.compile(r"\b[Oo]-[0-9]{4,}\b")
+"""An order reference in free text (`O-1000042`, any case); `order_refs` gives them as order ids."""
+
+
+def order_refs(text: str) -> list[str]:
+    """The order ids a text names, upper-cased, in order of appearance, each once."""
+    return list(dict.fromkeys(ref.upper() for ref in ORDER_REF.findall(text)))
 
 
 class _Strict(BaseModel):

@@ -1,124 +1,38 @@
 """The policy gate: every tool call becomes a Cedar request, and the answer is allow, deny or escalate.
 
-`CedarGate.check` is what `Toolbox.call` asks before a tool runs. Kill switches come first (a switch
-that covers the call denies it, whatever the policies say). Then the call is built into a request:
-principal = the agent (stage, version, granted tools), action = the tool, resource = the target
-(customer, order or ticket), context = the validated arguments, the customer's features, a risk score
-(`policies/gate.yaml`), the budget used so far, and the data behind the call (did the partition's
-contracts pass, how old are the features). Facts the policies need and the model could lie about (whose
-order it is, what a reply contains) are looked up or scanned here, never taken from the model.
+`CedarGate` implements the toolbox's `Gate`. Kill switches come first (a switch that covers the call
+denies it, whatever the policies say). Then the call is built into a request: principal = the agent
+(stage, version, granted tools), action = the tool, resource = the target (customer, order or ticket),
+context = the validated arguments, the customer's features, a risk score (`policies/gate.yaml`), the
+budget used so far, and the data behind the call (did the partition's contracts pass, how old are the
+features, is any newer than the ticket). Facts the policies need and the model could lie about (whose
+order it is, what a reply contains) are looked up (`shop`) or scanned (`reply_scan`) here, never taken
+from the model. A reviewer's word on an exact call binds re-runs; escalated calls go to the review queue,
+and an executed side effect is written to the audit log in the transaction that executes it.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from factory_pipelines.lib.agents.rules import Condition, lookup
+from factory_pipelines.lib.agents.facts import TicketFacts
+from factory_pipelines.lib.agents.outbox import idempotency_key
+from factory_pipelines.lib.agents.records import write_results
+from factory_pipelines.lib.agents.rules import lookup
 from factory_pipelines.lib.agents.toolbox import Budget, ToolRequest, Verdict
+from factory_pipelines.lib.agents.tools import CATALOG, order_refs
+from factory_pipelines.lib.governance import review
+from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log, save_anchor
+from factory_pipelines.lib.governance.gate_config import GateConfig, Signal
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.policy import PolicyDecision, PolicyEngine
-from factory_pipelines.lib.sql import table_exists
-
-GATE_CONFIG = "gate.yaml"
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-CUSTOMER_REF = re.compile(r"\b[Cc]-[0-9]{3,}\b")
-ORDER_REF = re.compile(r"\b[Oo]-[0-9]{4,}\b")
-DASHES = re.compile("[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
-SPELLED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\bat\b)\s*", re.IGNORECASE)
-SPELLED_AT_ONLY = re.compile(r"\[at\]|\(at\)", re.IGNORECASE)
-SPELLED_DOT = re.compile(r"\s*(?:\[dot\]|\(dot\)|\bdot\b)\s*", re.IGNORECASE)
-
-
-class Signal(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    when: Condition
-    points: int = Field(ge=0, le=100)
-
-
-class GateConfig(BaseModel):
-    """`policies/gate.yaml`: how facts become Cedar context (risk signals, secrets, currencies)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    signals: list[Signal] = Field(default_factory=list, description="Risk signals; points add up to at most 100.")
-    secret_patterns: dict[str, str] = Field(default_factory=dict, description="name -> regex of a credential.")
-    allowed_email_domains: list[str] = Field(default_factory=list, description="Our own addresses, fine in replies.")
-    usd_per_unit: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
-
-    def compiled_secrets(self) -> list[tuple[str, re.Pattern[str]]]:
-        return [(name, re.compile(rx)) for name, rx in self.secret_patterns.items()]
-
-
-def load_gate_config(root: Path) -> GateConfig:
-    from pydantic import ValidationError
-
-    from factory_pipelines.lib.config_files import read_mapping
-
-    path = Path(root) / GATE_CONFIG
-    try:
-        return GateConfig.model_validate(read_mapping(path, "gate config", ValueError))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{path}: {problems}") from exc
-
-
-@dataclass(frozen=True)
-class ReplyScan:
-    secrets: list[str]
-    other_customer_refs: list[str]
-
-
-def scan_reply(body: str, customer_id: str, own_email: str | None, order_owner: Callable[[str], str | None],
-               config: GateConfig) -> ReplyScan:
-    """Secrets and other customers' emails, ids and orders in a reply body (what `replies/*` policies judge).
-    The body is normalized first, so look-alike letters, invisible characters and odd dashes hide nothing."""
-    text = _normalized(body)
-    secrets = [name for name, rx in config.compiled_secrets() if rx.search(text)
-               and (name != "card_number" or any(_luhn(m.group(0)) for m in rx.finditer(text)))]
-    others: list[str] = []
-    emails = set(EMAIL.findall(text))
-    if SPELLED_DOT.search(text) or SPELLED_AT_ONLY.search(text):  # "jane dot doe at mail dot example"
-        emails |= set(EMAIL.findall(SPELLED_DOT.sub(".", SPELLED_AT.sub("@", text))))
-    for email in emails:
-        domain = email.rsplit("@", 1)[1].lower()
-        ours = any(domain == d or domain.endswith(f".{d}") for d in config.allowed_email_domains)
-        if email.lower() != (own_email or "").lower() and not ours:
-            others.append(email)
-    others += [c.upper() for c in CUSTOMER_REF.findall(text) if c.upper() != customer_id]
-    for order_id in {o.upper() for o in ORDER_REF.findall(text)}:
-        owner = order_owner(order_id)
-        if owner is not None and owner != customer_id:
-            others.append(order_id)
-    return ReplyScan(secrets, sorted(set(others)))
-
-
-def _normalized(text: str) -> str:
-    """NFKC (full-width and compatibility forms), invisible format characters dropped, dashes made '-'."""
-    if text.isascii():
-        return text
-    folded = unicodedata.normalize("NFKC", text)
-    return DASHES.sub("-", "".join(ch for ch in folded if unicodedata.category(ch) != "Cf"))
-
-
-def _luhn(number: str) -> bool:
-    """Whether a card-like number passes the Luhn check (tracking numbers and references mostly do not)."""
-    digits = [int(d) for d in number if d.isdigit()][::-1]
-    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
-    return len(digits) >= 13 and total % 10 == 0
-
-
-def cents(amount: float | None) -> int:
-    return int(round((amount or 0) * 100))
+from factory_pipelines.lib.governance.shop import Shop, refund_context, refunds_used_cents, reply_context
+from factory_pipelines.lib.money import cents
 
 
 @dataclass
@@ -137,26 +51,29 @@ class CedarGate:
     contracts_passed: bool = True
     as_of: datetime | None = None
     manifest_kill_switch: bool = False  # the manifest's own kill_switch: true stops every call
+    review_ttl_hours: float = review.DEFAULT_TTL_HOURS  # escalated calls wait this long for a reviewer
     decisions: int = 0
     alerts: list[str] = field(default_factory=list)
     shop: Shop = field(init=False, repr=False)
     _entities: Any = field(default=None, init=False, repr=False)
     _signals: dict[tuple[Any, ...], bool] = field(default_factory=dict, init=False, repr=False)
     _signal_paths: list[tuple[Signal, tuple[str, ...]]] = field(default_factory=list, init=False, repr=False)
-    _data_memo: tuple[Any, dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _data_memo: tuple[Any, Any, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def for_agent(cls, manifest: Any, engine: PolicyEngine, switches: KillSwitches, config: GateConfig, con: Any,
-                  budget: Budget, *, as_of: datetime | None = None, contracts_passed: bool = True) -> CedarGate:
+                  budget: Budget, *, as_of: datetime | None = None, contracts_passed: bool = True,
+                  review_ttl_hours: float = review.DEFAULT_TTL_HOURS) -> CedarGate:
         """The gate of one run of the agent a manifest declares."""
         return cls(engine, manifest.name, manifest.stage, manifest.version, list(manifest.tools), switches, budget,
                    config, con, contracts_passed=contracts_passed, as_of=as_of,
-                   manifest_kill_switch=manifest.kill_switch)
+                   manifest_kill_switch=manifest.kill_switch, review_ttl_hours=review_ttl_hours)
 
     def __post_init__(self) -> None:
         self._entities = self.engine.entities([agent_entity(self.agent, self.stage, self.version, self.tools)])
         self.shop = Shop(self.con, self.as_of)
         self._signal_paths = [(signal, signal.when.paths) for signal in self.config.signals]
+        ensure_audit_log(self.con)
 
     @property
     def policy_hash(self) -> str:
@@ -169,32 +86,58 @@ class CedarGate:
             return Verdict("deny", f"{request.tool.name} stopped by {killed}", (killed.split(" ")[0],),
                            policy_hash=self.policy_hash)
         cedar = self.request(request)
-        decision = self.engine.decide(cedar, self._entities)
-        return self.verdict(decision, cedar)
+        verdict = self.verdict(self.engine.decide(cedar, self._entities), cedar)
+        return self._reviewed(request, verdict) if request.tool.side_effect else verdict
 
     def verdict(self, decision: PolicyDecision, cedar: dict[str, Any]) -> Verdict:
         self.decisions += 1
         if decision.alert:
             self.alerts.append(decision.reason)
+        amount = cedar["context"].get("amount_cents", 0) if cedar["action"]["id"] == "issue_refund" else 0
         return Verdict(decision.outcome, decision.reason, decision.policies, policy_hash=self.policy_hash,
-                       request=cedar, shadow=decision.shadow_outcome, shadow_policies=decision.shadow_policies)
+                       request=cedar, shadow=decision.shadow_outcome, shadow_policies=decision.shadow_policies,
+                       amount_cents=amount)
+
+    def _reviewed(self, request: ToolRequest, verdict: Verdict) -> Verdict:
+        """A reviewer's word on this exact call binds re-runs: rejected, expired or cancelled stays denied, and one
+        pending or approved waits for the review sweep, whatever the policies say now."""
+        if verdict.decision == "deny":
+            return verdict
+        status = review.status_of(self.con, request)
+        if status in ("rejected", "expired", "cancelled"):
+            return Verdict("deny", f"{request.tool.name} was {status} in review", (f"review/{status}",),
+                           policy_hash=verdict.policy_hash, request=verdict.request)
+        if status in ("pending", "approved") and verdict.decision == "allow":
+            return Verdict("escalate", f"{request.tool.name} is {status} in review; the review sweep runs it",
+                           (f"review/{status}",), policy_hash=verdict.policy_hash, request=verdict.request)
+        return verdict
+
+    def escalate(self, request: ToolRequest, verdict: Verdict, *, run_id: str, partition: str) -> dict[str, Any]:
+        return review.enqueue(self.con, request, verdict, run_id=run_id, partition=partition,
+                              ttl_hours=self.review_ttl_hours)
+
+    def record_effect(self, tx: Any, request: ToolRequest, verdict: Verdict, result: dict[str, Any], *,
+                      run_id: str, partition: str) -> None:
+        """The audit event of an executed side effect, committed with the effect itself."""
+        append(tx, [effect_event(request.agent, request.ticket_id, request.tool.name, request.arguments, result,
+                                 {"verdict": verdict.decision, "policies": list(verdict.policies),
+                                  "policy_hash": verdict.policy_hash, "run_id": run_id, "partition": partition})])
 
     def prefetch(self, tickets: list[dict[str, Any]]) -> None:
         """Look up the orders and customer emails a day of tickets will need, in two queries."""
         orders = {t.get("order_id") for t in tickets if t.get("order_id")}
         for ticket in tickets:
-            orders |= set(ORDER_REF.findall(f"{ticket.get('subject') or ''} {ticket.get('body') or ''}"))
+            orders |= set(order_refs(f"{ticket.get('subject') or ''} {ticket.get('body') or ''}"))
         self.shop.prefetch({str(t["customer_id"]) for t in tickets if t.get("customer_id")}, orders)
 
     def request(self, request: ToolRequest) -> dict[str, Any]:
         """The Cedar request of one tool call."""
-        facts = request.context.get("facts") or {}
+        facts = request.facts or TicketFacts.of({"ticket_id": request.ticket_id})
         tool, args = request.tool.name, request.arguments
-        customer_id = str((facts.get("ticket") or {}).get("customer_id") or "")
+        customer_id = facts.customer_id
         context: dict[str, Any] = {
             "tool": tool, "ticket_id": request.ticket_id, "risk_score": self._risk(facts),
-            "customer": _features(facts.get("features") or {}), "data": self._data(facts.get("feature_times") or {}),
-            "budget": self.budget.cedar()}
+            "customer": customer_context(facts.features), "data": self._data(facts), "budget": self.budget.cedar()}
         if tool == "customer_features":
             resource = {"type": "Customer", "id": args.customer_id}
             context |= {"own": args.customer_id == customer_id}
@@ -215,7 +158,7 @@ class CedarGate:
         return {"principal": {"type": "Agent", "id": self.agent}, "action": {"type": "Action", "id": tool},
                 "resource": resource, "context": context}
 
-    def _risk(self, facts: dict[str, Any]) -> int:
+    def _risk(self, facts: TicketFacts) -> int:
         """Points of the signals that hold, at most 100; a signal is judged once per distinct value of its paths
         (the text of a ticket is matched once, not on every call)."""
         points = 0
@@ -226,127 +169,39 @@ class CedarGate:
             points += signal.points if self._signals[key] else 0
         return min(100, points)
 
-    def _data(self, times: dict[str, str]) -> dict[str, Any]:
-        if self._data_memo and self._data_memo[0] is times:
-            return self._data_memo[1]
-        age = -1
-        if times and self.as_of is not None:
-            oldest = min(datetime.fromisoformat(t) for t in times.values())
-            age = max(0, int((self.as_of - oldest.replace(tzinfo=None)).total_seconds() // 3600))
-        data = {"contracts_passed": self.contracts_passed, "features_age_hours": age}
-        self._data_memo = (times, data)
+    def _data(self, facts: TicketFacts) -> dict[str, Any]:
+        """The data behind the call: the partition's contracts, the age of the oldest feature at the ticket's
+        time (-1: none read), and whether any feature is newer than the ticket (read from its future)."""
+        times, moment = facts.feature_times, _ticket_time(facts) or self.as_of
+        if self._data_memo and self._data_memo[0] is times and self._data_memo[1] == moment:
+            return self._data_memo[2]
+        age, after = -1, False
+        if times and moment is not None:
+            stamps = [_naive_utc(datetime.fromisoformat(t)) for t in times.values()]
+            age = max(0, int((moment - min(stamps)).total_seconds() // 3600))
+            after = max(stamps) > moment
+        data = {"contracts_passed": self.contracts_passed, "features_age_hours": age, "features_after_ticket": after}
+        self._data_memo = (times, moment, data)
         return data
+
+
+def _ticket_time(facts: TicketFacts) -> datetime | None:
+    created = facts.ticket.get("created_at")
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return _naive_utc(created) if isinstance(created, datetime) else None
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | None) else repr(value)
 
 
-AS_OF_COLUMNS = ("customer_id", "amount", "amount_usd", "status", "refund_amount", "currency")
-
-
-@dataclass
-class Shop:
-    """What the gate looks up itself rather than trust the model: orders as of the run's day (the shop's
-    export plus what the factory refunded since) and customers' emails. Cached per run."""
-
-    con: Any
-    as_of: datetime | None = None
-    _orders: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
-    _emails: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _tables: dict[str, bool] = field(default_factory=dict, repr=False)
-    _latest: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-
-    def has(self, table: str) -> bool:
-        if table not in self._tables:
-            schema, name = table.split(".")
-            self._tables[table] = table_exists(self.con, schema, name)
-        return self._tables[table]
-
-    def prefetch(self, customer_ids: set[str], order_ids: set[str]) -> None:
-        orders = sorted(set(order_ids) - set(self._orders))
-        if orders and self.has("staging.orders"):
-            seen = "(?::TIMESTAMP IS NULL OR updated_at <= ?)"  # as of the run's day
-            rows = self.con.execute(
-                f"SELECT order_id, {', '.join(f'arg_max({c}, updated_at) FILTER (WHERE {seen})' for c in AS_OF_COLUMNS)}, "
-                "arg_max(status, updated_at), arg_max(refund_amount, updated_at) "
-                "FROM staging.orders WHERE list_contains(?, order_id) GROUP BY order_id",
-                [self._as_of(), self._as_of()] * len(AS_OF_COLUMNS) + [orders]).fetchall()
-            self._orders |= {o: None for o in orders}
-            for row in rows:
-                if row[1] is None:  # the order did not exist yet on the run's day
-                    continue
-                order = dict(zip(AS_OF_COLUMNS, row[1:], strict=False))
-                self._orders[row[0]] = order
-                self._latest[row[0]] = {"status": row[-2], "refund_amount": row[-1]}
-        customers = sorted(set(customer_ids) - set(self._emails))
-        if customers and self.has("staging.customers"):
-            rows = self.con.execute("SELECT customer_id, any_value(email) FROM staging.customers "
-                                    "WHERE list_contains(?, customer_id) GROUP BY customer_id", [customers]).fetchall()
-            found_emails = dict(rows)
-            self._emails |= {c: found_emails.get(c) for c in customers}
-
-    def order(self, order_id: str) -> dict[str, Any] | None:
-        if order_id not in self._orders:
-            self.prefetch(set(), {order_id})
-        return self._orders.get(order_id)
-
-    def owner(self, order_id: str) -> str | None:
-        order = self.order(order_id)
-        return order["customer_id"] if order else None
-
-    def email(self, customer_id: str) -> str | None:
-        if customer_id not in self._emails:
-            self.prefetch({customer_id}, set())
-        return self._emails.get(customer_id)
-
-    def refunded_by_us(self, order_id: str) -> list[tuple[str, float]]:
-        """Refunds the factory issued on the order, per currency (not cached: a run's own refunds count at once)."""
-        if not self.has("agents.refunds"):
-            return []
-        return self.con.execute("SELECT currency, sum(amount) FROM agents.refunds WHERE order_id = ? GROUP BY currency",
-                                [order_id]).fetchall()
-
-    def latest_state(self, order_id: str) -> dict[str, Any]:
-        """The order's status and refunded amount in the shop's latest export, not as of the run's day."""
-        self.order(order_id)
-        return self._latest.get(order_id, {})
-
-    def _as_of(self) -> datetime | None:
-        return self.as_of.replace(tzinfo=None) if self.as_of else None
-
-
-def refund_context(shop: Shop, args: Any, customer_id: str, config: GateConfig) -> dict[str, Any]:
-    """What the refund policies judge, from the warehouse (never from the model): the amount in USD cents, and
-    whose order it is, what it cost, what was refunded on it so far, its status."""
-    order = shop.order(args.order_id)
-
-    def usd(amount: float, currency: str) -> float:
-        """The order's own rate for its currency (what the customer paid), the configured rate otherwise."""
-        if order and currency == order["currency"] and order["amount"]:
-            return amount * order["amount_usd"] / order["amount"]
-        return amount * config.usd_per_unit.get(currency, 1.0)
-
-    if order:  # ownership and price as of the run's day; refunds and status as they are now (a re-run of an
-        order = order | shop.latest_state(args.order_id)  # old day must see what the shop refunded since)
-    refunded = usd(order["refund_amount"] or 0, order["currency"]) + sum(
-        usd(total, currency) for currency, total in shop.refunded_by_us(args.order_id)) if order else 0
-    return {"amount_cents": cents(usd(args.amount, args.currency)), "currency": args.currency, "order": {
-        "found": order is not None, "customer_matches": bool(order and order["customer_id"] == customer_id),
-        "amount_cents": cents(order["amount_usd"]) if order else 0, "refunded_cents": cents(refunded),
-        "status": (order or {}).get("status") or "unknown"}}
-
-
-def reply_context(shop: Shop, args: Any, ticket_id: str, customer_id: str, config: GateConfig) -> dict[str, Any]:
-    """What the reply policies judge: the body scanned, a reply to another ticket counting as another
-    customer's data."""
-    scan = scan_reply(args.body, customer_id, shop.email(customer_id), shop.owner, config)
-    foreign_ticket = int(args.ticket_id != ticket_id)
-    return {"scan": {"secrets": len(scan.secrets), "other_customer_refs": len(scan.other_customer_refs) + foreign_ticket,
-                     "chars": len(args.body)}, "cited": len(args.cited_article_ids)}
-
-
-def _features(values: dict[str, Any]) -> dict[str, Any]:
+def customer_context(values: dict[str, Any]) -> dict[str, Any]:
+    """The customer's features as Cedar sees them (whole numbers, money in cents)."""
     def whole(name: str) -> int:
         value = values.get(name)
         return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
@@ -357,22 +212,35 @@ def _features(values: dict[str, Any]) -> dict[str, Any]:
             "tickets_7d": whole("tickets_7d")}
 
 
+def effect_event(agent: str, ticket_id: str, tool: str, arguments: Any, result: dict[str, Any],
+                 extra: dict[str, Any]) -> AuditEvent:
+    """The audit event of an executed side effect (by the agent or on a reviewer's approval)."""
+    payload = {"tool": tool, "idempotency_key": idempotency_key(agent, ticket_id, tool, arguments),
+               "arguments": arguments.model_dump(mode="json"), "result": result, **extra}
+    return AuditEvent("effect_executed", f"agent:{agent}", f"ticket:{ticket_id}", payload)
 
-def refunds_used_cents(con: Any, agent: str, partition: str, config: GateConfig) -> int:
-    """Refunds already issued by an agent for a partition (every run of the day, approvals included), in cents."""
-    if not table_exists(con, "agents", "refunds") or not table_exists(con, "agents", "outbox"):
-        return 0
-    rows = con.execute(
-        "SELECT r.currency, sum(r.amount) FROM agents.refunds r JOIN agents.outbox o "
-        "ON json_extract_string(o.result, '$.refund_id') = r.refund_id "
-        "WHERE o.agent = ? AND o.partition = ? GROUP BY r.currency", [agent, partition]).fetchall()
-    return sum(cents(total * config.usd_per_unit.get(currency, 1.0)) for currency, total in rows)
+
+def tool_call_event(record: dict[str, Any]) -> AuditEvent:
+    """The audit event of one tool call: who called what, the policy decision, and what happened."""
+    keys = ("agent", "tool", "tool_version", "ticket_id", "status", "verdict", "reason", "policies", "policy_hash",
+            "shadow_verdict", "executed", "error", "run_id", "partition")
+    payload = {k: record.get(k) for k in keys} | {"arguments": json.loads(record["arguments"])}
+    return AuditEvent("tool_call", f"agent:{record['agent']}", f"ticket:{record['ticket_id']}", payload)
+
+
+def record_agent_day(con: Any, agent: str, partition: str, rows: list[dict[str, Any]],
+                     tool_calls: list[dict[str, Any]], anchor: Path | None = None) -> None:
+    """An agent day's decisions and tool calls, with one audit event per call in the same commit; then the
+    audit anchor moves to the new head."""
+    ensure_audit_log(con)
+    write_results(con, agent, partition, rows, tool_calls,
+                  also=lambda tx: append(tx, [tool_call_event(r) for r in tool_calls]))
+    if anchor is not None:
+        save_anchor(con, anchor)
 
 
 def record_policy_set(con: Any, engine: PolicyEngine, actor: str) -> bool:
     """An audit event when a policy set is used with a hash not seen before (a policy change); True if new."""
-    from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log
-
     ensure_audit_log(con)
     subject = f"policy_set:{engine.name}"
     last = con.execute("SELECT json_extract_string(payload, '$.hash') FROM governance.audit_log "
@@ -385,6 +253,14 @@ def record_policy_set(con: Any, engine: PolicyEngine, actor: str) -> bool:
     return True
 
 
+def recorded_request(text: str) -> dict[str, Any]:
+    """A Cedar request as recorded, with context attributes added to the schema since filled in with the
+    value they had then (so replays and rechecks of old calls stay valid requests)."""
+    request = json.loads(text)
+    request["context"].get("data", {}).setdefault("features_after_ticket", False)
+    return request
+
+
 def agent_entity(name: str, stage: str, version: str, tools: list[str]) -> dict[str, Any]:
     """The Cedar entity of an agent (the principal of its calls)."""
     return {"uid": {"type": "Agent", "id": name}, "parents": [],
@@ -395,16 +271,12 @@ def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Call
                  config: GateConfig) -> PolicyDecision:
     """The decision now for an escalated call a reviewer approved: today's manifest and policies, today's
     refund spending; the approval stands in for the escalation, so only a deny stops it."""
-    import json
-
     if manifest is None or manifest.stage == "retired":
         return PolicyDecision("deny", ("manifest/missing",), f"agent {item['agent']} is no longer declared")
     if manifest.kill_switch:
         return PolicyDecision("deny", ("kill_switch/manifest",), "kill_switch: true in the agent's manifest")
-    from factory_pipelines.lib.agents.tools import CATALOG
-
     engine = engine_for(manifest.policy_set)
-    request = json.loads(item["cedar_request"])
+    request = recorded_request(item["cedar_request"])
     shop = Shop(con)
     ticket = con.execute("SELECT customer_id FROM staging.tickets WHERE ticket_id = ? LIMIT 1",
                          [item["ticket_id"]]).fetchone() if shop.has("staging.tickets") else None
@@ -417,6 +289,6 @@ def recheck_item(con: Any, item: dict[str, Any], manifest: Any, engine_for: Call
     if item["tool"] == "issue_refund" and item["partition"] is not None:
         used = refunds_used_cents(con, item["agent"], str(item["partition"]), config)
         request["context"]["budget"]["refund_day_used_cents"] = used
-        request["context"]["budget"]["refund_day_max_cents"] = int(manifest.budgets.max_refund_usd_per_day * 100)
+        request["context"]["budget"]["refund_day_max_cents"] = cents(manifest.budgets.max_refund_usd_per_day)
     entities = engine.entities([agent_entity(manifest.name, manifest.stage, manifest.version, list(manifest.tools))])
     return engine.decide(request, entities)

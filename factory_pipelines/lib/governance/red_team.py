@@ -113,23 +113,20 @@ def scratch_warehouse(attacks: list[Attack]) -> Any:
 def run_corpus(attacks: list[Attack], *, manifest: Any, engine: Any, config: Any, switches: Any,
                kb_articles: list[dict[str, Any]], agents_dir: Path, prompt: Any) -> RedTeamReport:
     """Every attack both ways through the real gate; the report counts forbidden actions that executed."""
-    import yaml
 
+    from factory_pipelines.lib.agents.facts import TicketFacts
     from factory_pipelines.lib.agents.providers import ScriptedProvider
     from factory_pipelines.lib.agents.retrieval import KbIndex
-    from factory_pipelines.lib.agents.rules import load_rules
     from factory_pipelines.lib.agents.runtime import AgentRunner
     from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolCallError, ToolEnv
     from factory_pipelines.lib.governance.gate import CedarGate
 
     con = scratch_warehouse(attacks)
     as_of = datetime(2026, 11, 8)
-    fresh = int(datetime(2026, 11, 7, 12, tzinfo=UTC).timestamp())
+    fresh = int(datetime(2026, 11, 7, 8, tzinfo=UTC).timestamp())  # before the attack's ticket
     features = {"plan": "pro", "tenure_days": 700, "lifetime_spend": 5000.0, "refunds_90d": 0, "tickets_7d": 1,
                 "plan__ts": fresh}
-    rules = load_rules(agents_dir / "rules" / f"{manifest.decision.rules}.yaml") if manifest.decision.rules else []
-    replies = yaml.safe_load((agents_dir / "replies" / f"{manifest.reply.templates}.yaml").read_text()) \
-        if manifest.reply else None
+    rules, replies = manifest.load_config(agents_dir)
     worst = json.dumps({"category": "refund", "priority": "low", "action": "refund", "tone": "neutral"})
     report = RedTeamReport()
     for attack in attacks:
@@ -148,8 +145,8 @@ def run_corpus(attacks: list[Attack], *, manifest: Any, engine: Any, config: Any
         runner = AgentRunner(manifest, prompt, ScriptedProvider([worst] * 8), "scripted-attacker", toolbox, rules=rules,
                              reply_templates=replies, use_cache=False, feature_names=list(features))
         runner.run([ticket])
-        facts = {"ticket": ticket, "features": features, "feature_times": {"plan": datetime.fromtimestamp(fresh, UTC)
-                                                                          .isoformat()}, "text": _text(attack)}
+        facts = TicketFacts(ticket=ticket, text=_text(attack), features=features,
+                            feature_times={"plan": datetime.fromtimestamp(fresh, UTC).isoformat()})
         hijacked = [("send_reply", {"ticket_id": attack.id, "body": _echo(attack), "cited_article_ids": []})]
         if attack.order_id:
             hijacked.insert(0, ("issue_refund", {"order_id": attack.order_id, "amount": min(attack.amount_usd or 5000,
@@ -157,7 +154,7 @@ def run_corpus(attacks: list[Attack], *, manifest: Any, engine: Any, config: Any
                                                  "currency": "USD", "reason": f"as asked in {attack.id}"}))
         for tool, args in hijacked:
             try:
-                toolbox.call(tool, attack.id, args, context={"facts": facts})
+                toolbox.call(tool, attack.id, args, facts)
             except ToolCallError:
                 pass  # refused by a contract: nothing executed
         report.tool_calls.update(f"{r['tool']}:{r['verdict'] or r['status']}" for r in toolbox.records)

@@ -8,14 +8,13 @@ its agent's manifest names and today's agent entity; requests are evaluated in o
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from factory_pipelines.lib.governance.gate import agent_entity
+from factory_pipelines.lib.governance.gate import agent_entity, recorded_request
 from factory_pipelines.lib.governance.policy import PolicyEngine
 
 
@@ -60,7 +59,7 @@ def replay(con: Any, policies_dir: Path, manifests: dict[str, Any], start: date,
             engines[manifest.policy_set] = PolicyEngine.load(policies_dir, manifest.policy_set)
         engine = engines[manifest.policy_set]
         entities = engine.entities([agent_entity(name, manifest.stage, manifest.version, list(manifest.tools))])
-        decisions = engine.decide_many([json.loads(c[6]) for c in calls], entities)
+        decisions = engine.decide_many([recorded_request(c[6]) for c in calls], entities)
         for call, decision in zip(calls, decisions, strict=True):
             recorded = (call[4], tuple(call[5] or ()))
             report.calls += 1

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from factory_pipelines.lib.agents.effects import perform_effect
 from factory_pipelines.lib.agents.outbox import canonical, done_result, idempotency_key
-from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log, transaction
+from factory_pipelines.lib.agents.tools import CATALOG
+from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
-from factory_pipelines.lib.sql import table_exists
+from factory_pipelines.lib.sql import table_exists, transaction
 
 REVIEW_DDL = """
 CREATE TABLE IF NOT EXISTS governance.review_queue (
@@ -157,8 +159,6 @@ def execute_approved(con: Any, switches: KillSwitches, recheck: Callable[[dict[s
 
     `recheck(item)` returns the current policy decision for the item's stored request (the reviewer's
     approval stands in for the escalation, so only a deny stops it)."""
-    from factory_pipelines.lib.agents.toolbox import perform_effect
-    from factory_pipelines.lib.agents.tools import CATALOG
 
     expire_overdue(con, now)
     done = []

@@ -16,13 +16,15 @@ import duckdb
 import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
-from factory_pipelines.lib.agents.prompts import PromptError, load_prompt_file
+from factory_pipelines.lib.agents.prompts import PromptError, ResolvedPrompt, load_prompt_file
 from factory_pipelines.lib.agents.providers import OpenAICompatibleProvider, ScriptedProvider
+from factory_pipelines.lib.agents.records import write_results
 from factory_pipelines.lib.agents.retrieval import KbIndex
 from factory_pipelines.lib.agents.rules import load_rules
-from factory_pipelines.lib.agents.runtime import AgentRunner, ResolvedPrompt, write_results
+from factory_pipelines.lib.agents.runtime import AgentRunner
 from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolCallError, ToolEnv
-from factory_pipelines.lib.governance.gate import CedarGate, load_gate_config
+from factory_pipelines.lib.governance.gate import CedarGate
+from factory_pipelines.lib.governance.gate_config import load_gate_config
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.policy import PolicyEngine
 from factory_pipelines.settings import PACKAGE_DIR
@@ -39,7 +41,7 @@ ARTICLES = [
      "body": "Choose Forgot password on the login page; the link is valid for 30 minutes."},
 ]
 POLICIES = PACKAGE_DIR / "policies"
-FRESH = int(__import__("datetime").datetime(2026, 11, 3, 12, tzinfo=__import__("datetime").UTC).timestamp())
+FRESH = int(__import__("datetime").datetime(2026, 11, 3, 8, tzinfo=__import__("datetime").UTC).timestamp())  # before the tickets
 FEATURES = {"plan": "pro", "tenure_days": 400, "spend_30d": 120.0, "lifetime_spend": 900.0, "refunds_90d": 0,
             "plan__ts": FRESH, "tenure_days__ts": FRESH}
 

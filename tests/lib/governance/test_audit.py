@@ -13,7 +13,6 @@ import pytest
 
 from factory_pipelines.lib.governance.audit import (
     GENESIS,
-    MAX_PROBLEMS,
     AnchorMismatch,
     AuditEvent,
     append,
@@ -23,9 +22,9 @@ from factory_pipelines.lib.governance.audit import (
     head,
     read_anchor,
     save_anchor,
-    transaction,
-    verify,
 )
+from factory_pipelines.lib.governance.audit_verify import MAX_PROBLEMS, verify
+from factory_pipelines.lib.sql import transaction
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 LOG = "governance.audit_log"

@@ -9,132 +9,36 @@ arguments or the facts the model could have shaped.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 
-from factory_pipelines.lib.agents import toolbox as toolbox_module
-from factory_pipelines.lib.agents.manifests import AgentManifest, load_manifest
-from factory_pipelines.lib.agents.runtime import ensure_agent_tables, write_results
-from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolCallError, ToolEnv, ToolRequest
+from factory_pipelines.lib.agents import effects as effects_module
+from factory_pipelines.lib.agents.toolbox import Toolbox, ToolCallError, ToolRequest
 from factory_pipelines.lib.agents.tools import CATALOG
-from factory_pipelines.lib.governance.audit import verify
-from factory_pipelines.lib.governance.gate import CedarGate, load_gate_config, refunds_used_cents
+from factory_pipelines.lib.governance.audit_verify import verify
+from factory_pipelines.lib.governance.gate import record_agent_day
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
-from factory_pipelines.lib.governance.policy import PolicyEngine
-from factory_pipelines.settings import PACKAGE_DIR
-
-POLICIES = PACKAGE_DIR / "policies"
-MANIFEST = load_manifest(PACKAGE_DIR / "defs" / "agents" / "manifests" / "support_triage.yaml")
-ENGINE = PolicyEngine.load(POLICIES, MANIFEST.policy_set)
-CONFIG = load_gate_config(POLICIES)
-AGENT = MANIFEST.name
-DAY = "2026-11-03"
-AS_OF = datetime(2026, 11, 4)  # the run of DAY looks at the world as of the next midnight (naive UTC)
-FRESH = "2026-11-03T12:00:00+00:00"  # 12 h before AS_OF
-STALE = "2026-11-01T12:00:00+00:00"  # 60 h before AS_OF
-POLICY_HASH = re.compile(r"^support@[0-9a-f]{16}$")
-OWN_EMAIL = "jane.doe@mail.example"
-OTHER_EMAIL = "bob.smith@mail.example"
-
-
-def make_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path))
-    con.execute("CREATE SCHEMA staging")
-    con.execute("""CREATE TABLE staging.orders (order_id VARCHAR, customer_id VARCHAR, product VARCHAR,
-        amount DOUBLE, currency VARCHAR, amount_usd DOUBLE, status VARCHAR, refund_amount DOUBLE, updated_at TIMESTAMP)""")
-    con.execute("""INSERT INTO staging.orders VALUES
-        ('O-1000001', 'C-00001', 'Kettle', 49.99, 'USD', 49.99, 'delivered', NULL, '2026-11-01 09:00:00'),
-        ('O-1000002', 'C-00002', 'Lamp', 120.0, 'USD', 120.0, 'delivered', NULL, '2026-11-01 09:00:00'),
-        ('O-1000003', 'C-00001', 'Sofa', 900.0, 'USD', 900.0, 'delivered', NULL, '2026-11-01 09:00:00'),
-        ('O-1000004', 'C-00001', 'Chair', 200.0, 'USD', 200.0, 'delivered', NULL, '2026-11-01 09:00:00'),
-        ('O-1000006', 'C-00001', 'Desk', 500.0, 'EUR', 540.0, 'delivered', NULL, '2026-11-01 09:00:00')""")
-    con.execute("""CREATE TABLE staging.tickets (ticket_id VARCHAR, customer_id VARCHAR, created_at TIMESTAMP,
-        channel VARCHAR, subject VARCHAR, body VARCHAR, order_id VARCHAR, in_reply_to VARCHAR, _partition DATE)""")
-    con.execute(f"""INSERT INTO staging.tickets SELECT 'T-' || n, CASE n WHEN 2 THEN 'C-00002' ELSE 'C-00001' END,
-        TIMESTAMP '{DAY} 10:00:00', 'email', 'Refund', 'Please refund my order.', NULL, NULL, DATE '{DAY}'
-        FROM range(1, 10) r(n)""")  # T-1..T-9; T-2 is C-00002's
-    con.execute("CREATE TABLE staging.customers (customer_id VARCHAR, email VARCHAR)")
-    con.execute(f"INSERT INTO staging.customers VALUES ('C-00001', '{OWN_EMAIL}'), ('C-00002', '{OTHER_EMAIL}')")
-    ensure_agent_tables(con)  # outbox and effect tables, as AgentRunner.run creates them
-    return con
-
-
-def manifest_with(**changes: Any) -> AgentManifest:
-    return AgentManifest.model_validate({**MANIFEST.model_dump(), **changes})
-
-
-def budgets(**changes: Any) -> dict[str, Any]:
-    return {**MANIFEST.budgets.model_dump(), **changes}
-
-
-def make_toolbox(con: Any, switches: KillSwitches, *, manifest: AgentManifest = MANIFEST, contracts_passed: bool = True,
-                 refund_day_used_cents: int = 0, overrides: dict[str, Any] | None = None,
-                 review_ttl_hours: float = 72.0, run_id: str = "run-1") -> Toolbox:
-    env = ToolEnv(con=con, online_features=lambda entity: {}, online_features_many=lambda es: [{} for _ in es],
-                  kb=None, feature_service=manifest.feature_service, as_of=AS_OF)
-    budget = Budget.from_manifest(manifest.budgets, refund_day_used_cents)
-    gate = CedarGate.for_agent(manifest, ENGINE, switches, CONFIG, con, budget, as_of=AS_OF,
-                               contracts_passed=contracts_passed)
-    return Toolbox(manifest.name, env, gate, budget, run_id=run_id, partition=DAY, overrides=overrides or {},
-                   review_ttl_hours=review_ttl_hours)
-
-
-def facts(ticket_id: str = "T-1", customer_id: str = "C-00001", *, refunds_90d: int = 0,
-          times: dict[str, str] | None = None, text: str = "My order arrived broken, please refund it.") -> dict[str, Any]:
-    """What the runtime knows of a ticket before acting (see AgentRunner.decide): a fresh, long-standing customer."""
-    return {"facts": {
-        "ticket": {"ticket_id": ticket_id, "customer_id": customer_id}, "text": text,
-        "features": {"plan": "pro", "tenure_days": 400, "lifetime_spend": 900.0, "refunds_90d": refunds_90d,
-                     "tickets_7d": 1},
-        "feature_times": {"plan": FRESH, "tenure_days": FRESH} if times is None else times}}
-
-
-def refund_args(order_id: str = "O-1000001", amount: float = 49.99, reason: str = "arrived broken",
-                currency: str = "USD") -> dict[str, Any]:
-    return {"order_id": order_id, "amount": amount, "currency": currency, "reason": reason}
-
-
-def reply_args(body: str, ticket_id: str = "T-1") -> dict[str, Any]:
-    return {"ticket_id": ticket_id, "body": body, "cited_article_ids": ["KB-001#1"]}
-
-
-def count(con: Any, sql: str, params: list[Any] | None = None) -> int:
-    return con.execute(sql, params or []).fetchall()[0][0]  # fetched to the end: audit.verify reads with con.sql
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Toolbox.call opens MLflow spans: one sqlite store and experiment for the module."""
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-    mlflow.set_experiment("tests/gate")
-    yield
-    mlflow.flush_trace_async_logging()
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = make_warehouse(tmp_path / "warehouse.duckdb")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def switches(tmp_path: Path) -> KillSwitches:
-    return KillSwitches(tmp_path / "home" / "kill_switches.jsonl")
-
-
-@pytest.fixture
-def tb(con: duckdb.DuckDBPyConnection, switches: KillSwitches) -> Toolbox:
-    return make_toolbox(con, switches)
-
+from factory_pipelines.lib.governance.shop import refunds_used_cents
+from tests.lib.governance.world import (
+    AGENT,
+    CONFIG,
+    DAY,
+    FRESH,
+    MANIFEST,
+    OTHER_EMAIL,
+    OWN_EMAIL,
+    POLICY_HASH,
+    STALE,
+    budgets,
+    count,
+    facts,
+    make_toolbox,
+    manifest_with,
+    refund_args,
+    reply_args,
+)
 
 # --- refunds -------------------------------------------------------------------------------------------------
 
@@ -147,7 +51,7 @@ def test_small_refund_on_own_delivered_order_is_allowed_and_executes_once(con: A
     context = first.verdict.request["context"]
     assert context["amount_cents"] == 4999 and context["order"] == {
         "found": True, "customer_matches": True, "amount_cents": 4999, "refunded_cents": 0, "status": "delivered"}
-    assert context["data"] == {"contracts_passed": True, "features_age_hours": 12}
+    assert context["data"] == {"contracts_passed": True, "features_age_hours": 12, "features_after_ticket": False}
     assert con.execute("SELECT order_id, amount, currency, ticket_id FROM agents.refunds").fetchall() == [
         ("O-1000001", 49.99, "USD", "T-1")]
 
@@ -160,7 +64,7 @@ def test_small_refund_on_own_delivered_order_is_allowed_and_executes_once(con: A
 
 def test_refund_on_another_customers_order_is_denied_whatever_the_model_claims(con: Any, tb: Toolbox) -> None:
     lying = facts()
-    lying["facts"]["order"] = {"order_id": "O-1000002", "customer_id": "C-00001", "found": True}  # not so
+    lying.order = {"order_id": "O-1000002", "customer_id": "C-00001", "found": True}  # not so
     result = tb.call("issue_refund", "T-1", refund_args("O-1000002", 20.0, "customer C-00001 owns order O-1000002"),
                      lying)
     assert (result.status, result.verdict.decision, result.executed) == ("denied", "deny", False)
@@ -285,8 +189,8 @@ def test_a_refund_that_fails_releases_its_reservation(con: Any, switches: KillSw
 
 def test_a_refund_whose_outbox_transaction_fails_releases_its_reservation(con: Any, switches: KillSwitches,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    prefix, _, values, id_field = toolbox_module.EFFECTS["issue_refund"]
-    monkeypatch.setitem(toolbox_module.EFFECTS, "issue_refund", (
+    prefix, _, values, id_field = effects_module.EFFECTS["issue_refund"]
+    monkeypatch.setitem(effects_module.EFFECTS, "issue_refund", (
         prefix, "INSERT INTO agents.refunds (refund_id, agent, ticket_id, order_id, amount, currency, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, error('ledger write failed: ' || ?))", values, id_field))
     tb = make_toolbox(con, switches)
@@ -427,7 +331,7 @@ def test_every_call_is_recorded_with_its_verdict_and_audited(con: Any, tb: Toolb
         request = json.loads(record["cedar_request"])
         assert request["action"]["id"] == record["tool"] and request["principal"]["id"] == AGENT
 
-    write_results(con, AGENT, DAY, [], tb.records)
+    record_agent_day(con, AGENT, DAY, [], tb.records)
     rows = con.execute("SELECT tool, verdict, policies, policy_hash, json_extract_string(cedar_request, "
                        "'$.action.id'), status, executed FROM agents.tool_calls ORDER BY called_at, rowid").fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [(c[0], c[2], c[3]) for c in calls]
@@ -438,8 +342,13 @@ def test_every_call_is_recorded_with_its_verdict_and_audited(con: Any, tb: Toolb
                          "json_extract_string(payload, '$.tool') FROM governance.audit_log "
                          "WHERE kind = 'tool_call' ORDER BY seq").fetchall()
     assert events == [(f"agent:{AGENT}", "ticket:T-1", c[2], c[0]) for c in calls]
+    effects = con.execute("SELECT json_extract_string(payload, '$.tool'), json_extract_string(payload, "
+                          "'$.idempotency_key') FROM governance.audit_log WHERE kind = 'effect_executed' "
+                          "ORDER BY seq").fetchall()
+    keys = con.execute("SELECT tool, idempotency_key FROM agents.outbox ORDER BY executed_at").fetchall()
+    assert effects == keys == [("issue_refund", keys[0][1]), ("send_reply", keys[1][1])], "each effect, as it ran"
     report = verify(con)
-    assert report.ok and report.entries == len(calls), report.summary()
+    assert report.ok and report.entries == len(calls) + len(effects), report.summary()
 
 
 def test_a_call_that_fails_after_the_gate_allowed_it_still_records_the_verdict(con: Any,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
-from factory_pipelines.lib.agents.prompts import load_prompt_file
-from factory_pipelines.lib.agents.runtime import ResolvedPrompt
-from factory_pipelines.lib.governance.gate import load_gate_config, scan_reply
+from factory_pipelines.lib.agents.prompts import ResolvedPrompt, load_prompt_file
+from factory_pipelines.lib.governance.gate_config import load_gate_config
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.policy import PolicyEngine
 from factory_pipelines.lib.governance.red_team import load_corpus, run_corpus
+from factory_pipelines.lib.governance.reply_scan import scan_reply
 from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT
 
 AGENTS = PACKAGE_DIR / "defs" / "agents"

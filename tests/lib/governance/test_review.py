@@ -12,11 +12,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from factory_pipelines.lib.agents import toolbox as toolbox_module
+from factory_pipelines.lib.agents import effects as effects_module
+from factory_pipelines.lib.agents.effects import perform_effect
 from factory_pipelines.lib.agents.manifests import AgentManifest
 from factory_pipelines.lib.agents.toolbox import Toolbox
-from factory_pipelines.lib.governance.audit import verify
-from factory_pipelines.lib.governance.gate import recheck_item, refunds_used_cents
+from factory_pipelines.lib.governance.audit_verify import verify
+from factory_pipelines.lib.governance.gate import recheck_item
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.review import (
     ReviewError,
@@ -26,23 +27,19 @@ from factory_pipelines.lib.governance.review import (
     item,
     items,
 )
-from tests.lib.governance.test_gate import (  # noqa: F401  fixtures: warehouse, journal, toolbox, MLflow
+from factory_pipelines.lib.governance.shop import refunds_used_cents
+from tests.lib.governance.world import (
     AGENT,
     CONFIG,
     DAY,
     ENGINE,
     MANIFEST,
     budgets,
-    con,
     count,
     facts,
     make_toolbox,
-    make_warehouse,
     manifest_with,
     refund_args,
-    switches,
-    tb,
-    tracking,
 )
 
 BIG = refund_args("O-1000003", 900.0, "sofa arrived broken")
@@ -169,8 +166,8 @@ def test_crash_between_approval_and_execution_then_exactly_once(con: Any, tb: To
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     item_id = escalate(tb)
     approve(con, item_id, switches)
-    prefix, _, values, id_field = toolbox_module.EFFECTS["issue_refund"]
-    monkeypatch.setitem(toolbox_module.EFFECTS, "issue_refund", (
+    prefix, _, values, id_field = effects_module.EFFECTS["issue_refund"]
+    monkeypatch.setitem(effects_module.EFFECTS, "issue_refund", (
         prefix, "INSERT INTO agents.refunds (refund_id, agent, ticket_id, order_id, amount, currency, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, error('payment provider crashed: ' || ?))", values, id_field))
     with pytest.raises(duckdb.Error, match="payment provider crashed"):
@@ -319,7 +316,7 @@ def test_an_approved_item_the_agent_already_ran_is_marked_executed_not_cancelled
     from factory_pipelines.lib.agents.tools import CATALOG
 
     args = CATALOG["issue_refund"].input.model_validate_json(row["arguments"])
-    toolbox_module.perform_effect(con, AGENT, row["ticket_id"], CATALOG["issue_refund"], args, "other-run", DAY)
+    perform_effect(con, AGENT, row["ticket_id"], CATALOG["issue_refund"], args, "other-run", DAY)
     done = execute_approved(con, switches, recheck(con))
     assert [(d.item_id, d.status) for d in done] == [(item_id, "executed")]
     assert effects(con)[0] == 1 and status(con, item_id) == "executed"

@@ -1,0 +1,108 @@
+"""What an agent run leaves behind: its tables (decisions, tool calls, the response cache), the day's report,
+and the one write that replaces a day's decisions and appends its tool calls.
+
+`write_results` takes an `also(con)` that runs in the same commit: governance adds the audit events of the
+calls there (`governance.gate.record_agent_day`), so the records and their audit trail commit together.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from factory_pipelines.lib.agents.effects import ensure_effect_tables
+from factory_pipelines.lib.agents.outbox import ensure_outbox
+from factory_pipelines.lib.sql import transaction
+
+DECISIONS_DDL = """
+CREATE TABLE IF NOT EXISTS agents.decisions (
+    agent VARCHAR, agent_version VARCHAR, partition DATE, ticket_id VARCHAR, status VARCHAR,
+    category VARCHAR, priority VARCHAR, action VARCHAR, decision JSON, decided_by JSON, rules_fired VARCHAR[],
+    tool_calls VARCHAR[], reply VARCHAR, cited_passages VARCHAR[], prompt_name VARCHAR, prompt_version INTEGER,
+    model_provider VARCHAR, model_version VARCHAR, first_pass_model VARCHAR, model_calls INTEGER,
+    cache_hits INTEGER, tokens_in INTEGER, tokens_out INTEGER, cost_usd DOUBLE, latency_s DOUBLE,
+    truncated BOOLEAN, error VARCHAR, trace_id VARCHAR, run_id VARCHAR, decided_at TIMESTAMPTZ)
+"""
+TOOL_CALLS_DDL = """
+CREATE TABLE IF NOT EXISTS agents.tool_calls (
+    agent VARCHAR, ticket_id VARCHAR, tool VARCHAR, tool_version VARCHAR, arguments JSON, status VARCHAR,
+    verdict VARCHAR, reason VARCHAR, policies VARCHAR[], executed BOOLEAN, error VARCHAR, latency_s DOUBLE,
+    run_id VARCHAR, partition DATE, called_at TIMESTAMPTZ DEFAULT current_timestamp)
+"""
+TOOL_CALLS_GOVERNANCE = {  # columns added by the policy gate (kept as ALTERs so older warehouses upgrade in place)
+    "policy_hash": "VARCHAR", "shadow_verdict": "VARCHAR", "shadow_policies": "VARCHAR[]", "cedar_request": "JSON",
+    "output": "JSON"}
+CACHE_DDL = """
+CREATE TABLE IF NOT EXISTS agents.model_cache (
+    key VARCHAR PRIMARY KEY, model_version VARCHAR, prompt VARCHAR, result JSON,
+    created_at TIMESTAMPTZ DEFAULT current_timestamp)
+"""
+
+
+@dataclass
+class RunReport:
+    """What one agent run did over one day, for asset metadata and the CLI summary."""
+
+    agent: str
+    partition: str
+    tickets: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+    tool_calls: Counter = field(default_factory=Counter)
+    verdicts: Counter = field(default_factory=Counter)  # policy gate: allow / deny / escalate per call
+    policy_alerts: int = 0
+    policy_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    cache_hits: int = 0
+    latencies: list[float] = field(default_factory=list)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    labelled: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    stopped: str = ""
+    wall_s: float = 0.0
+    prompt_version: str = ""
+    model_version: str = ""
+    first_pass: str = ""
+
+    @property
+    def not_done(self) -> list[str]:
+        return [t for t, _ in self.errors]
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        if len(self.latencies) == 1:
+            return self.latencies[0]
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+def ensure_agent_tables(con: Any) -> None:
+    ensure_outbox(con)
+    ensure_effect_tables(con)
+    for ddl in (DECISIONS_DDL, TOOL_CALLS_DDL, CACHE_DDL):
+        con.execute(ddl)
+    for column, kind in TOOL_CALLS_GOVERNANCE.items():
+        con.execute(f"ALTER TABLE agents.tool_calls ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
+def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
+                  also: Callable[[Any], None] | None = None) -> None:
+    """Replace the day's decisions of the agent and append its tool calls; `also(con)` runs in the same commit."""
+    import pandas as pd
+
+    ensure_agent_tables(con)
+    with transaction(con):
+        con.execute("DELETE FROM agents.decisions WHERE agent = ? AND partition = ?", [agent, partition])
+        for table, records in (("decisions", rows), ("tool_calls", tool_calls)):
+            if records:
+                con.register("new_rows", pd.DataFrame(records))
+                con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
+                con.unregister("new_rows")
+        if also is not None:
+            also(con)
