@@ -295,9 +295,26 @@ def quarantine_rows(
     return [tuple(str(v) for v in row) for row in rows], total
 
 
+def partition_lineage(instance: dg.DagsterInstance, partition: str,
+                      checks: list[dg.AssetCheckKey]) -> dict[str, Any]:
+    """What the instance knows of one day of tickets, as plain data for `explain`: the data version of its
+    latest `raw/tickets` load and the latest result of each of `checks` for that day."""
+    from factory_pipelines.instance import latest_check_statuses
+
+    out: dict[str, Any] = {"data_version": None, "contracts": {}}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", "tickets"]), asset_partitions=[partition]), limit=1).records
+    if records and records[0].asset_materialization and records[0].asset_materialization.tags:
+        out["data_version"] = records[0].asset_materialization.tags.get("dagster/data_version")
+    for check in checks:
+        status = latest_check_statuses(instance, check, [partition]).get(partition, "NOT RUN")
+        out["contracts"][check.to_user_string()] = status
+    return out
+
+
 def status_tables(partitions: list[str], settings: Settings) -> list[Table]:
     """Per asset and day: materialized or not; per check and day: the latest result."""
-    from dagster._core.event_api import PartitionKeyFilter
+    from factory_pipelines.instance import latest_check_statuses
 
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
@@ -317,14 +334,8 @@ def status_tables(partitions: list[str], settings: Settings) -> list[Table]:
                 continue
             done_keys = instance.get_materialized_partitions(asset_key)
             assets.add_row(asset_key.to_user_string(), *("✓" if p in done_keys else "·" for p in partitions))
-        storage = instance.event_log_storage
         for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
-            cells = []
-            for p in partitions:
-                records = storage.get_asset_check_execution_history(
-                    check_key, limit=1, partition_filter=PartitionKeyFilter(key=p)
-                )
-                status = records[0].status.value if records else ""
-                cells.append({"SUCCEEDED": "✓", "FAILED": "✗"}.get(status, "·"))
+            statuses = latest_check_statuses(instance, check_key, partitions)
+            cells = [{"SUCCEEDED": "✓", "FAILED": "✗"}.get(statuses.get(p, ""), "·") for p in partitions]
             checks.add_row(check_key.to_user_string(), *cells)
     return [assets, checks, quarantine_table(settings, partitions)]

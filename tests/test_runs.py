@@ -28,3 +28,34 @@ def test_a_killed_run_releases_its_model_slot(settings: Settings) -> None:
         assert instance.get_run_by_id(runs["dead"].run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(runs["alive"].run_id).status == dg.DagsterRunStatus.STARTED
         assert storage.get_concurrency_info("model_slots").claimed_slots == []
+
+
+def test_latest_check_status_per_day_and_lineage_from_the_public_instance_api(settings: Settings) -> None:
+    from factory_pipelines.instance import latest_check_statuses
+    from factory_pipelines.runs import partition_lineage
+
+    prepare_instance(settings)
+    days = dg.StaticPartitionsDefinition(["2026-11-01", "2026-11-02", "2026-11-03"])
+    failing = {"2026-11-02"}
+
+    @dg.asset(key=["raw", "tickets"], partitions_def=days)
+    def tickets(context) -> dg.MaterializeResult:  # noqa: ANN001 (Dagster reads the annotation)
+        return dg.MaterializeResult(data_version=dg.DataVersion(f"v-{context.partition_key}"))
+
+    @dg.asset_check(asset=tickets, name="contract_tickets_v1", partitions_def=days)
+    def contract(context) -> dg.AssetCheckResult:  # noqa: ANN001
+        return dg.AssetCheckResult(passed=context.partition_key not in failing)
+
+    key = dg.AssetCheckKey(dg.AssetKey(["raw", "tickets"]), "contract_tickets_v1")
+    with dg.DagsterInstance.get() as instance:
+        for day in ("2026-11-01", "2026-11-02", "2026-11-02"):
+            dg.materialize([tickets, contract], partition_key=day, instance=instance)
+        failing.clear()  # the latest run of the 1st passes again; the 2nd's latest stays failed
+        dg.materialize([tickets, contract], partition_key="2026-11-01", instance=instance)
+        for page in (1, 2, 100):  # newest first, paged: older days are found past the first page
+            assert latest_check_statuses(instance, key, [*days.get_partition_keys()], page=page) == {
+                "2026-11-01": "SUCCEEDED", "2026-11-02": "FAILED"}
+        assert partition_lineage(instance, "2026-11-02", [key]) == {
+            "data_version": "v-2026-11-02", "contracts": {"raw/tickets:contract_tickets_v1": "FAILED"}}
+        assert partition_lineage(instance, "2026-11-03", [key]) == {
+            "data_version": None, "contracts": {"raw/tickets:contract_tickets_v1": "NOT RUN"}}

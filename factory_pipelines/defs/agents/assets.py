@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
+from factory_pipelines.instance import latest_check_statuses
 from factory_pipelines.lib.agents.manifests import MODEL_URI, AgentManifest
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.governance import PolicyEngineResource
@@ -43,14 +44,9 @@ KB_SQL = "SELECT article_id, title, body, updated_at FROM staging.kb_articles WH
 
 def failed_upstream_checks(context: dg.AssetExecutionContext, keys: list[dg.AssetCheckKey]) -> list[str]:
     """Blocking checks of the inputs whose latest evaluation for this day failed (or never ran)."""
-    from dagster._core.event_api import PartitionKeyFilter
-
-    storage = context.instance.event_log_storage
-    failed = []
+    day, failed = context.partition_key, []
     for key in keys:
-        records = storage.get_asset_check_execution_history(
-            key, limit=1, partition_filter=PartitionKeyFilter(key=context.partition_key))
-        status = records[0].status.value if records else "NOT RUN"
+        status = latest_check_statuses(context.instance, key, [day]).get(day, "NOT RUN")
         if status != "SUCCEEDED":
             failed.append(f"{key.to_user_string()} ({status.lower()})")
     return failed

@@ -11,6 +11,7 @@ entries that record it all.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -23,10 +24,11 @@ class ExplainError(LookupError):
     """The ticket is unknown, or no agent decided it yet."""
 
 
-def explain_ticket(con: Any, ticket_id: str, agent: str | None = None, instance: Any = None,
-                   checks: list[Any] | None = None) -> dict[str, Any]:
-    """The whole story of one ticket as plain data (what `--json` prints); `checks` are the asset check keys
-    whose results for the ticket's partition to show (from the Dagster instance)."""
+def explain_ticket(con: Any, ticket_id: str, agent: str | None = None,
+                   lineage: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole story of one ticket as plain data (what `--json` prints). `lineage(partition)` gives what the
+    orchestrator knows of the ticket's partition as plain data (`data_version`, `contracts`: check -> status);
+    the caller reads it from the Dagster instance (`factory_pipelines.runs.partition_lineage`)."""
     decisions = _rows(con, "SELECT * FROM agents.decisions WHERE ticket_id = ? AND (? IS NULL OR agent = ?) "
                            "ORDER BY decided_at DESC", [ticket_id, agent, agent])
     source = _rows(con, "SELECT _partition AS partition, _source_file AS source_file, _source_row AS source_row, "
@@ -35,8 +37,8 @@ def explain_ticket(con: Any, ticket_id: str, agent: str | None = None, instance:
     if not decisions and not source:
         raise ExplainError(f"no ticket {ticket_id!r} in raw.tickets or agents.decisions")
     story: dict[str, Any] = {"ticket_id": ticket_id, "source": source[0] if source else None, "agents": []}
-    if source and instance is not None:
-        story["source"] |= _lineage(instance, str(source[0]["partition"]), checks or [])
+    if source and lineage is not None:
+        story["source"] |= lineage(str(source[0]["partition"]))
     for decision in decisions:
         story["agents"].append(_agent_story(con, decision))
     if not decisions:
@@ -85,23 +87,6 @@ def _agent_story(con: Any, row: dict[str, Any]) -> dict[str, Any]:
         "cost": {k: row[k] for k in ("model_calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd", "latency_s")},
         "trace_id": row["trace_id"], "dagster_run_id": run_id, "error": row["error"],
     }
-
-
-def _lineage(instance: Any, partition: str, checks: list[Any]) -> dict[str, Any]:
-    """Data version of the day's ticket load and the latest result of the given checks for that day."""
-    import dagster as dg
-    from dagster._core.event_api import PartitionKeyFilter
-
-    out: dict[str, Any] = {"data_version": None, "contracts": {}}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", "tickets"]), asset_partitions=[partition]), limit=1).records
-    if records and records[0].asset_materialization.tags:
-        out["data_version"] = records[0].asset_materialization.tags.get("dagster/data_version")
-    for check in checks:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            check, limit=1, partition_filter=PartitionKeyFilter(key=partition))
-        out["contracts"][check.to_user_string()] = history[0].status.value if history else "NOT RUN"
-    return out
 
 
 def render(story: dict[str, Any], console: Console) -> None:
