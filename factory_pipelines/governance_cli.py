@@ -281,7 +281,7 @@ def switches() -> None:
 @audit.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Check the whole hash chain; exit 1 naming each edited, deleted, inserted or reordered entry."""
-    from factory_pipelines.lib.governance.audit import verify
+    from factory_pipelines.lib.governance.audit_verify import verify
     from factory_pipelines.lib.governance.kill_switches import sync_audit
 
     resource = _resource()
@@ -372,8 +372,7 @@ def redteam(
     """Replay prompt-injection attacks through the real agent and the real policy gate in a scratch warehouse;
     exit 1 when any forbidden action executed."""
     from factory_pipelines.lib.agents.manifests import load_manifest
-    from factory_pipelines.lib.agents.prompts import load_prompt_file
-    from factory_pipelines.lib.agents.runtime import ResolvedPrompt
+    from factory_pipelines.lib.agents.prompts import ResolvedPrompt, load_prompt_file
     from factory_pipelines.lib.governance.red_team import load_corpus, run_corpus
     from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, turn_off_telemetry
 
