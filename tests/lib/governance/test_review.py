@@ -81,6 +81,7 @@ def test_approved_item_executes_exactly_once(con: Any, tb: Toolbox, switches: Ki
         "approved", "lead.anna", "customer sent photos")
     assert effects(con) == (0, 0), "approval alone does not act"
 
+    before = datetime.now(UTC)
     done = execute_approved(con, switches, recheck(con))
     assert [(e.item_id, e.status) for e in done] == [(item_id, "executed")]
     assert con.execute("SELECT order_id, amount, ticket_id, agent FROM agents.refunds").fetchall() == [
@@ -90,7 +91,7 @@ def test_approved_item_executes_exactly_once(con: Any, tb: Toolbox, switches: Ki
     assert len(outbox) == 1 and outbox[0][0] == item_id and outbox[0][1] == f"review:{item_id[:12]}"
     assert outbox[0][2] == DAY
     row = item(con, item_id)
-    assert row["status"] == "executed" and row["executed_at"] is not None
+    assert row["status"] == "executed" and before <= row["executed_at"] <= datetime.now(UTC)
     assert json.loads(row["result"]) == {"refund_id": outbox[0][3], "status": "issued"}
     assert row["outcome_reason"] == "approved by lead.anna"
     assert refunds_used_cents(con, AGENT, DAY, CONFIG) == 90000, "counts against the agent's day"
