@@ -215,7 +215,7 @@ def review_reject(item_id: Annotated[str, typer.Argument(help="Item id or prefix
 @review.command("execute")
 def review_execute() -> None:
     """Sweep the queue now (the job the sensor starts): expire overdue items, execute approved ones once."""
-    from factory_pipelines.defs.jobs import REVIEW_JOB
+    from factory_pipelines.defs.governance.sensors import REVIEW_JOB
     from factory_pipelines.instance import prepare_instance
     from factory_pipelines.runs import load_definitions, run_partitions
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
-from factory_pipelines.definitions import build_definitions
-from factory_pipelines.settings import REPO_ROOT, Settings
+from factory_pipelines.definitions import DOMAINS, build_definitions, build_domains
+from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, Settings
 
 EXPECTED_ASSETS = {
     "raw/customers": "ingestion", "raw/kb_articles": "ingestion", "raw/orders": "ingestion", "raw/tickets": "ingestion",
@@ -25,6 +26,7 @@ EXPECTED_CHECKS = {
     *(f"staging/{s}:contract_staging_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
     "governance/review_actions:audit_log_verified",
 }
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")  # FACTORY_START_DATE
 
 
 def test_assets_checks_jobs_and_schedules(settings: Settings) -> None:
@@ -34,7 +36,7 @@ def test_assets_checks_jobs_and_schedules(settings: Settings) -> None:
     assert groups == EXPECTED_ASSETS
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
-    assert defs.resolve_job_def("data_plane_job").partitions_def is not None
+    assert defs.resolve_job_def("data_plane_job").partitions_def == DAYS
     schedule = defs.resolve_schedule_def("data_plane_daily_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
@@ -54,7 +56,52 @@ def test_agent_runs_sit_downstream_of_features_checks_prompts_and_the_classifier
     assert parents == {"staging/tickets", "staging/orders", "staging/kb_articles", "features/online_store",
                        "registry/prompt_versions", "models/ticket_classifier"}
     node = graph.get(dg.AssetKey(["agents", "support_triage"]))
-    assert node.pools == {"model_slots"} and node.partitions_def is not None
+    assert node.pools == {"model_slots"} and node.partitions_def == DAYS
+
+
+def test_the_review_sweep_sits_downstream_of_every_day_of_every_agent(settings: Settings) -> None:
+    graph = build_definitions(settings).resolve_asset_graph()
+    sweep = graph.get(dg.AssetKey(["governance", "review_actions"]))
+    agents = {dg.AssetKey(["agents", "support_triage"]), dg.AssetKey(["agents", "knowledge_gap"])}
+    assert set(sweep.parent_keys) == agents and sweep.partitions_def is None
+    for agent in agents:
+        assert isinstance(graph.get_partition_mapping(sweep.key, agent), dg.AllPartitionMapping)
+        assert sweep.key in graph.get(agent).child_keys
+
+
+README_SECTIONS = {"Assets": "assets", "Checks": "checks", "Jobs, schedules and sensors": "jobs"}
+
+
+def readme_lists(path: Path) -> dict[str, set[str]]:
+    """The names a domain README's tables list, per section: the first cell of each row, in backticks."""
+    listed: dict[str, set[str]] = {}
+    section = None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            section = README_SECTIONS.get(line[3:].strip())
+            if section:
+                listed[section] = set()
+        elif section and line.startswith("| `"):
+            listed[section].add(line.split("`")[1])
+    return listed
+
+
+def test_each_domain_readme_lists_exactly_what_the_domain_defines(settings: Settings) -> None:
+    """Asset keys, `asset:check` names, jobs, schedules and sensors: all listed, none invented."""
+    built, graph = build_domains(settings), build_definitions(settings).resolve_asset_graph()
+    assert set(built) == set(DOMAINS) == {p.name for p in (PACKAGE_DIR / "defs").iterdir()
+                                          if p.is_dir() and p.name != "__pycache__"}
+    for domain, defs in built.items():
+        listed = readme_lists(PACKAGE_DIR / "defs" / domain / "README.md")
+        assert set(listed) == set(README_SECTIONS.values()), domain
+        defined = {
+            "assets": {key.to_user_string() for a in defs.assets or [] for key in a.keys},
+            "checks": {f"{k.asset_key.to_user_string()}:{k.name}"  # asset checks, and check specs of assets
+                       for c in [*(defs.asset_checks or []), *(defs.assets or [])] for k in c.check_keys},
+            "jobs": {d.name for d in [*(defs.jobs or []), *(defs.schedules or []), *(defs.sensors or [])]},
+        }
+        assert listed == defined, domain
+        assert {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in defined["assets"]} <= {domain}
 
 
 def test_every_asset_documents_itself(settings: Settings) -> None:
@@ -78,7 +125,7 @@ def test_blocking_checks_are_partitioned_like_their_assets(settings: Settings) -
                 assert not spec.blocking and spec.partitions_def is None, spec.key
                 continue
             assert spec.blocking, spec.key
-            assert spec.partitions_def is not None, spec.key
+            assert spec.partitions_def == DAYS, spec.key
 
 
 def test_loading_the_code_location_imports_no_heavy_library() -> None:

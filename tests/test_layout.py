@@ -1,8 +1,8 @@
 """The layers of the package, read from the source (AST), not from what happens to be imported at run time.
 
 Every import counts, the ones inside functions too: `lib/` is Dagster-free and layered data -> agents ->
-governance (never back); nothing reaches into Dagster's private modules (`dagster._...`); no module-level
-import cycle.
+governance (never back); nothing reaches into Dagster's private modules (`dagster._...`); the root
+`definitions.py` only composes the domains' builders; every domain folder has the same file names.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from factory_pipelines.settings import PACKAGE_DIR
 
 PACKAGE = PACKAGE_DIR.name
+DOMAIN_FILES = {"assets.py", "checks.py", "schedules.py", "sensors.py", "definitions.py", "README.md"}
 
 
 def module_name(path: Path) -> str:
@@ -103,3 +104,23 @@ def test_no_import_cycle_between_modules_at_import_time() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_the_root_only_composes_the_domain_builders() -> None:
+    builders = {f"{PACKAGE}.defs.{d.name}.definitions" for d in domain_dirs()}
+    packages = {f"{PACKAGE}.defs.{d.name}" for d in domain_dirs()}
+    modules = {*imports(), *packages}  # what is imported, not the names taken from it
+    targets = {t for _, t in imports()[f"{PACKAGE}.definitions"] if t in modules}
+    assert builders <= targets
+    assert targets - builders - packages - {f"{PACKAGE}.defs.resources", f"{PACKAGE}.settings"} == set()
+
+
+def domain_dirs() -> list[Path]:
+    return sorted(p for p in (PACKAGE_DIR / "defs").iterdir() if p.is_dir() and p.name != "__pycache__")
+
+
+def test_every_domain_has_the_same_shape() -> None:
+    for domain in domain_dirs():
+        files = {p.name for p in domain.iterdir() if p.is_file()}
+        assert {"definitions.py", "README.md"} <= files, domain
+        assert {f for f in files if f.endswith(".py")} <= DOMAIN_FILES, domain

@@ -1,6 +1,9 @@
-"""Resource keys -> implementations, chosen from the settings (profile is configuration, not code)."""
+"""Resource keys -> implementations, and the executor of the jobs, chosen from the settings (profile is
+configuration, not code)."""
 
 from typing import Any
+
+import dagster as dg
 
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.governance import PolicyEngineResource
@@ -30,3 +33,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                                               review_ttl_hours=settings.review_ttl_hours,
                                               audit_anchor=str(settings.audit_anchor)),
     }
+
+
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """How the factory's jobs execute their steps (`executor`: one process, or one process per step)."""
+    return EXECUTORS[settings.executor]

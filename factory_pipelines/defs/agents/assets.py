@@ -27,12 +27,6 @@ from factory_pipelines.resources.warehouse import WarehouseResource
 
 MODEL_POOL = "model_slots"
 INPUTS = ("tickets", "orders", "kb_articles")  # staging tables an agent reads, when fed
-TOOL_FEEDS = {"customer_features": "customers", "kb_search": "kb_articles", "order_lookup": "orders"}
-
-
-def missing_feeds(manifest: AgentManifest, staged: set[str]) -> list[str]:
-    """The sources an agent's tools need that this code location is not fed (then it gets no asset)."""
-    return sorted({TOOL_FEEDS[t] for t in manifest.tools if t in TOOL_FEEDS} - staged)
 
 TICKETS_SQL = """
 SELECT ticket_id, customer_id, strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created_at, channel, subject, body,
