@@ -45,15 +45,24 @@ register_governance(app)
 
 @agents.command("list")
 def agents_list() -> None:
-    """Every declared agent: version, stage, kill switch, model, prompt, tools."""
+    """Every declared agent: version, stage, whether the code location has it (and why not), kill switch,
+    model, prompt, tools."""
+    from factory_pipelines.defs.agents.definitions import agent_statuses
     from factory_pipelines.lib.agents.manifests import load_manifests
+    from factory_pipelines.runs import load_definitions
 
-    table = Table(title=f"Agents ({get_settings().manifests_dir})")
-    for column in ("agent", "version", "stage", "kill switch", "model", "prompt", "tools"):
+    settings = get_settings()
+    try:
+        statuses = agent_statuses(settings, load_definitions())
+        unknown = ""
+    except Exception as exc:  # still list the manifests, and say why their standing is unknown
+        statuses, unknown = {}, f"unknown: the code location does not load ({str(exc).splitlines()[0][:160]})"
+    table = Table(title=f"Agents ({settings.manifests_dir})")
+    for column in ("agent", "version", "stage", "graph", "kill switch", "model", "prompt", "tools"):
         table.add_column(column, overflow="fold")
-    for m in load_manifests(get_settings().manifests_dir).values():
-        table.add_row(m.name, m.version, m.stage, "ON" if m.kill_switch else "off", f"{m.model.provider}:{m.model.name}",
-                      m.prompt, ", ".join(m.tools))
+    for name, m in load_manifests(settings.manifests_dir).items():
+        table.add_row(m.name, m.version, m.stage, statuses.get(name, unknown), "ON" if m.kill_switch else "off",
+                      f"{m.model.provider}:{m.model.name}", m.prompt, ", ".join(m.tools))
     console.print(table)
 
 
@@ -139,6 +148,8 @@ def run(
 ) -> None:
     """Run the factory for each day of a range, in process, on its Dagster instance: data plane, then models
     and prompts, then agents."""
+    from factory_pipelines.defs.agents.definitions import why_no_agents_job
+    from factory_pipelines.defs.agents.schedules import AGENTS_JOB
     from factory_pipelines.runs import load_definitions, run_partitions
 
     settings = get_settings()
@@ -152,8 +163,12 @@ def run(
     definitions = load_definitions()
     available = [j.name for j in definitions.jobs]
     jobs = [j for j in PHASES if j in available] if job == "all" else [job]
+    no_agents = "" if AGENTS_JOB in available else why_no_agents_job(settings, definitions)
     if any(j not in available for j in jobs):
-        raise typer.BadParameter(f"unknown job {job!r}; the code location has {available}", param_hint="--job")
+        why = f" ({no_agents})" if job == AGENTS_JOB else ""
+        raise typer.BadParameter(f"unknown job {job!r}{why}; the code location has {available}", param_hint="--job")
+    if job == "all" and no_agents:
+        console.print(f"[yellow]{AGENTS_JOB} is not run: {no_agents}[/yellow]")
     keys = [d.isoformat() for d in days]
     started = time.perf_counter()
     outcomes: dict[str, list] = {}
