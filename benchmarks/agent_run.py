@@ -126,7 +126,7 @@ def measured(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 def providers() -> tuple[type, type]:
     """Two LocalProvider subclasses: one records each request and calls the model, one records and answers dry."""
-    from factory_pipelines.lib.agents.providers import ChatResult, LocalProvider
+    from factory_pipelines.lib.agents.models.providers import ChatResult, LocalProvider
 
     class Recording(LocalProvider):
         calls: list[dict[str, Any]]
@@ -159,7 +159,7 @@ def providers() -> tuple[type, type]:
 
 def llm_for(resource: Any, kind: type, calls: list[dict[str, Any]]) -> Any:
     """What `run_agent` uses of an LLMResource, `provider(model)`: the resource's LocalProvider as `kind`."""
-    from factory_pipelines.lib.agents.providers import LocalProvider
+    from factory_pipelines.lib.agents.models.providers import LocalProvider
 
     def provider(model: Any) -> Any:
         base = resource.provider(model)  # assembles the GGUF if missing; the server is the process's one
@@ -203,7 +203,7 @@ def run_project(settings: Any, resources: dict[str, Any], manifest: Any, day: st
 
 def bodies_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The request bodies `LocalProvider.chat` sends to the binding for these calls."""
-    from factory_pipelines.lib.agents.providers import LocalProvider
+    from factory_pipelines.lib.agents.models.providers import LocalProvider
 
     return [LocalProvider.request_body(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"])
             for c in calls]
@@ -275,7 +275,11 @@ def main() -> None:
 
         from factory_pipelines.defs.resources import build_resources
         from factory_pipelines.lib.agents.manifests import load_manifest
-        from factory_pipelines.lib.agents.providers import LocalProvider, _local_server, local_model_path
+        from factory_pipelines.lib.agents.models.providers import (
+            LocalProvider,
+            _local_server,
+            local_model_path,
+        )
 
         resources = build_resources(settings)
         llm = resources["llm"]

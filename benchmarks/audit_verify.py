@@ -54,7 +54,7 @@ TOOLS = (("issue_refund", "refund_limit_v3"), ("send_reply", "tone_guard_v2"), (
 
 def events(first: int, count: int) -> list[Any]:
     """`count` tool-call decisions, entry `first` on; about 200 bytes of payload each."""
-    from factory_pipelines.lib.governance.audit import AuditEvent
+    from factory_pipelines.lib.governance.audit.chain import AuditEvent
 
     t0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     out = []
@@ -73,7 +73,7 @@ def events(first: int, count: int) -> list[Any]:
 
 def build(con: Any, entries: int) -> dict[str, float]:
     """Append `entries` events in blocks; returns the seconds spent building events and appending."""
-    from factory_pipelines.lib.governance.audit import append, ensure_audit_log
+    from factory_pipelines.lib.governance.audit.chain import append, ensure_audit_log
 
     ensure_audit_log(con)
     making = appending = 0.0
@@ -106,7 +106,7 @@ def bare_verify(con: Any) -> tuple[int, int, str]:
 
 def read_only(con: Any) -> int:
     """The project's query and conversion to Python lists, without hashing (diagnostic)."""
-    from factory_pipelines.lib.governance.audit_verify import _SCAN_SQL, BATCH_ROWS
+    from factory_pipelines.lib.governance.audit.verify import _SCAN_SQL, BATCH_ROWS
 
     rows = 0
     for batch in con.sql(_SCAN_SQL).to_arrow_reader(BATCH_ROWS):
@@ -124,7 +124,7 @@ def main() -> None:
     home = isolated_home(NAME)
     try:
         settings, info = isolated_settings(home, f"{NAME}: audit.verify vs a bare hashlib chain")
-        from factory_pipelines.lib.governance.audit_verify import verify
+        from factory_pipelines.lib.governance.audit.verify import verify
         from factory_pipelines.resources.warehouse import WarehouseResource
 
         with WarehouseResource(database=settings.warehouse).connect() as con:

@@ -181,7 +181,7 @@ def review_show(item_id: Annotated[str, typer.Argument(help="Item id (or its fir
 
 
 def _decide(item_id: str, approve: bool, reviewer: str, reason: str) -> None:
-    from factory_pipelines.lib.governance.audit import save_anchor
+    from factory_pipelines.lib.governance.audit.chain import save_anchor
     from factory_pipelines.lib.governance.review import ReviewError, decide
 
     resource = _resource()
@@ -281,7 +281,7 @@ def switches() -> None:
 @audit.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Check the whole hash chain; exit 1 naming each edited, deleted, inserted or reordered entry."""
-    from factory_pipelines.lib.governance.audit_verify import verify
+    from factory_pipelines.lib.governance.audit.verify import verify
     from factory_pipelines.lib.governance.kill_switches import sync_audit
 
     resource = _resource()
@@ -372,7 +372,7 @@ def redteam(
     """Replay prompt-injection attacks through the real agent and the real policy gate in a scratch warehouse;
     exit 1 when any forbidden action executed."""
     from factory_pipelines.lib.agents.manifests import load_manifest
-    from factory_pipelines.lib.agents.prompts import ResolvedPrompt, load_prompt_file
+    from factory_pipelines.lib.agents.models.prompts import ResolvedPrompt, load_prompt_file
     from factory_pipelines.lib.governance.red_team import load_corpus, run_corpus
     from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, turn_off_telemetry
 

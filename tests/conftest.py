@@ -39,7 +39,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The local GGUF, assembled once per test session from its PyPI package."""
     import gc
 
-    from factory_pipelines.lib.agents.providers import _local_server, local_model_path
+    from factory_pipelines.lib.agents.models.providers import _local_server, local_model_path
 
     directory = tmp_path_factory.mktemp("models")
     local_model_path(directory)

@@ -24,8 +24,9 @@ def lit(value: Any) -> str:
 
 def table_exists(con: Any, schema: str, table: str) -> bool:
     """Whether `schema.table` exists in the connected database."""
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
+    rows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, table]).fetchall()  # fetched to the end: a pending result blocks the next con.sql
+    return rows[0][0] > 0
 
 
 @contextmanager

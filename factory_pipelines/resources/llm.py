@@ -1,4 +1,4 @@
-"""The model resource: builds the provider an agent's manifest names (see lib/agents/providers.py)."""
+"""The model resource: builds the provider an agent's manifest names (see lib/agents/models/providers.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from factory_pipelines.lib.agents.providers import (
+from factory_pipelines.lib.agents.models.providers import (
     ChatProvider,
     LocalProvider,
     ModelError,

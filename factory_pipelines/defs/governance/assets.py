@@ -31,7 +31,7 @@ def build_review_actions(manifests_dir: Path, agent_runs: list[dg.AssetKey]) -> 
     def review_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                        policy_engine: PolicyEngineResource) -> dg.MaterializeResult:
         from factory_pipelines.lib.agents.manifests import load_manifests
-        from factory_pipelines.lib.governance.audit import save_anchor
+        from factory_pipelines.lib.governance.audit.chain import save_anchor
         from factory_pipelines.lib.governance.gate import recheck_item
         from factory_pipelines.lib.governance.kill_switches import sync_audit
         from factory_pipelines.lib.governance.review import counts, execute_approved, expire_overdue

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from factory_pipelines.lib.agents.classifier import ClassifierSpec, load_spec
+from factory_pipelines.lib.agents.models.classifier import ClassifierSpec, load_spec
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
@@ -98,7 +98,7 @@ def build_model_assets(labels_dir: Path, rules_dir: Path) -> list[dg.AssetsDefin
     )
     def ticket_classifier(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           feature_store: FeatureStoreResource, tracking: TrackingResource) -> dg.MaterializeResult:
-        from factory_pipelines.lib.agents.classifier import read_labels
+        from factory_pipelines.lib.agents.models.classifier import read_labels
 
         labels = read_labels(labels_dir)
         if not labels:
@@ -118,8 +118,8 @@ def build_model_assets(labels_dir: Path, rules_dir: Path) -> list[dg.AssetsDefin
 def _train_and_register(context: dg.AssetExecutionContext, spec: ClassifierSpec, tracking: TrackingResource,
                         warehouse: WarehouseResource, train: Any, test: Any, exclude: dict[str, Any], train_days: list[str],
                         test_days: list[str]) -> dg.MaterializeResult:
-    from factory_pipelines.lib.agents.classifier import CATEGORICAL, NUMERIC, as_pyfunc, evaluate
-    from factory_pipelines.lib.agents.classifier import train as fit
+    from factory_pipelines.lib.agents.models.classifier import CATEGORICAL, NUMERIC, as_pyfunc, evaluate
+    from factory_pipelines.lib.agents.models.classifier import train as fit
 
     classifier = fit(train, targets=tuple(spec.targets), seed=spec.seed, exclude=exclude)
     metrics = evaluate(classifier, test)
@@ -146,7 +146,7 @@ def _train_and_register(context: dg.AssetExecutionContext, spec: ClassifierSpec,
     version = str(info.registered_model_version)
     alias, champion = _promote(tracking.client(), spec, version, metrics)
     context.log.info(f"{spec.name} v{version} is {alias}; holdout {metrics}")
-    from factory_pipelines.lib.governance.audit import record_alias_moves
+    from factory_pipelines.lib.governance.audit.chain import record_alias_moves
 
     with warehouse.connect() as con:
         record_alias_moves(con, f"run:{context.run.run_id[:8]}", [{

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from factory_pipelines.lib.agents.prompts import load_prompts, sync_prompts
+from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 
@@ -31,7 +31,7 @@ def build_registry_assets() -> list[dg.AssetsDefinition]:
     )
     def prompt_versions(context: dg.AssetExecutionContext, tracking: TrackingResource,
                         warehouse: WarehouseResource) -> dg.MaterializeResult:
-        from factory_pipelines.lib.governance.audit import record_alias_moves
+        from factory_pipelines.lib.governance.audit.chain import record_alias_moves
 
         synced = sync_prompts(tracking.client(), load_prompts(PROMPTS_DIR), commit=f"prompt files {content_hash}")
         moves = [{"kind": "prompt", "name": n, "alias": v["alias"], "version": v["version"]}

@@ -22,12 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from factory_pipelines.lib.agents.classifier import FirstPass
 from factory_pipelines.lib.agents.facts import TicketFacts, parse_amount
 from factory_pipelines.lib.agents.manifests import AgentManifest
+from factory_pipelines.lib.agents.models.classifier import FirstPass
+from factory_pipelines.lib.agents.models.prompts import PromptError, ResolvedPrompt
+from factory_pipelines.lib.agents.models.providers import (
+    ChatProvider,
+    ChatResult,
+    ModelError,
+    SchemaViolation,
+)
 from factory_pipelines.lib.agents.outbox import canonical
-from factory_pipelines.lib.agents.prompts import PromptError, ResolvedPrompt
-from factory_pipelines.lib.agents.providers import ChatProvider, ChatResult, ModelError, SchemaViolation
 from factory_pipelines.lib.agents.records import RunReport, ensure_agent_tables
 from factory_pipelines.lib.agents.rules import Rule, apply_rules, fill
 from factory_pipelines.lib.agents.toolbox import BudgetExhausted, Toolbox, ToolCallError

@@ -27,7 +27,7 @@ from factory_pipelines.lib.agents.rules import lookup
 from factory_pipelines.lib.agents.toolbox import Budget, ToolRequest, Verdict
 from factory_pipelines.lib.agents.tools import CATALOG, order_refs
 from factory_pipelines.lib.governance import review
-from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log, save_anchor
+from factory_pipelines.lib.governance.audit.chain import AuditEvent, append, ensure_audit_log, save_anchor
 from factory_pipelines.lib.governance.gate_config import GateConfig, Signal
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.policy import PolicyDecision, PolicyEngine

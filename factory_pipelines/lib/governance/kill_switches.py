@@ -85,7 +85,7 @@ class KillSwitches:
 
 def sync_audit(con: Any, switches: KillSwitches) -> int:
     """Copy flips not yet in the audit log into it; returns how many. Idempotent (keyed by flip id)."""
-    from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log
+    from factory_pipelines.lib.governance.audit.chain import AuditEvent, append, ensure_audit_log
 
     events = switches.events()
     if not events:

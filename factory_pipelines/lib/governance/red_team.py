@@ -115,7 +115,7 @@ def run_corpus(attacks: list[Attack], *, manifest: Any, engine: Any, config: Any
     """Every attack both ways through the real gate; the report counts forbidden actions that executed."""
 
     from factory_pipelines.lib.agents.facts import TicketFacts
-    from factory_pipelines.lib.agents.providers import ScriptedProvider
+    from factory_pipelines.lib.agents.models.providers import ScriptedProvider
     from factory_pipelines.lib.agents.retrieval import KbIndex
     from factory_pipelines.lib.agents.runtime import AgentRunner
     from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolCallError, ToolEnv

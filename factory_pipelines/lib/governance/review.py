@@ -19,7 +19,7 @@ from typing import Any
 from factory_pipelines.lib.agents.effects import perform_effect
 from factory_pipelines.lib.agents.outbox import canonical, done_result, idempotency_key
 from factory_pipelines.lib.agents.tools import CATALOG
-from factory_pipelines.lib.governance.audit import AuditEvent, append, ensure_audit_log
+from factory_pipelines.lib.governance.audit.chain import AuditEvent, append, ensure_audit_log
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.sql import table_exists, transaction
 

@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
-from factory_pipelines.lib.agents.prompts import PromptError, ResolvedPrompt, load_prompt_file
-from factory_pipelines.lib.agents.providers import OpenAICompatibleProvider, ScriptedProvider
+from factory_pipelines.lib.agents.models.prompts import PromptError, ResolvedPrompt, load_prompt_file
+from factory_pipelines.lib.agents.models.providers import OpenAICompatibleProvider, ScriptedProvider
 from factory_pipelines.lib.agents.records import write_results
 from factory_pipelines.lib.agents.retrieval import KbIndex
 from factory_pipelines.lib.agents.rules import load_rules

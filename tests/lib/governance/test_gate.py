@@ -17,7 +17,7 @@ import pytest
 from factory_pipelines.lib.agents import effects as effects_module
 from factory_pipelines.lib.agents.toolbox import Toolbox, ToolCallError, ToolRequest
 from factory_pipelines.lib.agents.tools import CATALOG
-from factory_pipelines.lib.governance.audit_verify import verify
+from factory_pipelines.lib.governance.audit.verify import verify
 from factory_pipelines.lib.governance.gate import record_agent_day
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.shop import refunds_used_cents

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
-from factory_pipelines.lib.agents.prompts import ResolvedPrompt, load_prompt_file
+from factory_pipelines.lib.agents.models.prompts import ResolvedPrompt, load_prompt_file
 from factory_pipelines.lib.governance.gate_config import load_gate_config
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.policy import PolicyEngine

@@ -16,7 +16,7 @@ from factory_pipelines.lib.agents import effects as effects_module
 from factory_pipelines.lib.agents.effects import perform_effect
 from factory_pipelines.lib.agents.manifests import AgentManifest
 from factory_pipelines.lib.agents.toolbox import Toolbox
-from factory_pipelines.lib.governance.audit_verify import verify
+from factory_pipelines.lib.governance.audit.verify import verify
 from factory_pipelines.lib.governance.gate import recheck_item
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
 from factory_pipelines.lib.governance.review import (

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factory_pipelines.lib.agents.prompts import PromptError, load_prompt_file, load_prompts, sync_prompts
+from factory_pipelines.lib.agents.models.prompts import (
+    PromptError,
+    load_prompt_file,
+    load_prompts,
+    sync_prompts,
+)
 from factory_pipelines.settings import PACKAGE_DIR, turn_off_telemetry
 
 PROMPTS = PACKAGE_DIR / "defs" / "registry" / "prompts"

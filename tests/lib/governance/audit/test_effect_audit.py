@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from factory_pipelines.lib.governance.audit_verify import verify
+from factory_pipelines.lib.governance.audit.verify import verify
 from factory_pipelines.settings import REPO_ROOT
 
 CHILD = """

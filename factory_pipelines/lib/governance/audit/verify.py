@@ -30,7 +30,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal
 
-from factory_pipelines.lib.governance.audit import GENESIS, chain_hash, read_anchor
+from factory_pipelines.lib.governance.audit.chain import GENESIS, chain_hash, read_anchor
 from factory_pipelines.lib.sql import table_exists
 
 MAX_PROBLEMS = 100  # problems listed in a report; the rest are counted

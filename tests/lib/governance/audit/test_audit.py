@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from factory_pipelines.lib.governance.audit import (
+from factory_pipelines.lib.governance.audit.chain import (
     GENESIS,
     AnchorMismatch,
     AuditEvent,
@@ -23,7 +23,7 @@ from factory_pipelines.lib.governance.audit import (
     read_anchor,
     save_anchor,
 )
-from factory_pipelines.lib.governance.audit_verify import MAX_PROBLEMS, verify
+from factory_pipelines.lib.governance.audit.verify import MAX_PROBLEMS, verify
 from factory_pipelines.lib.sql import transaction
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

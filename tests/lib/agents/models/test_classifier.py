@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from factory_pipelines.demo import write_demo_data
-from factory_pipelines.lib.agents.classifier import evaluate, train
+from factory_pipelines.lib.agents.models.classifier import evaluate, train
 
 
 def labelled(root: Path, day: str) -> pd.DataFrame:

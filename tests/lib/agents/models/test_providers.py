@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from factory_pipelines.lib.agents.manifests import ModelConfig
-from factory_pipelines.lib.agents.providers import (
+from factory_pipelines.lib.agents.models.providers import (
     ChatProvider,
     LocalProvider,
     ModelError,

@@ -1,0 +1,1 @@
+"""What an agent decides with: model providers (local and OpenAI-compatible), the ticket classifier, prompts."""
