@@ -18,7 +18,7 @@ def build_audit_check() -> dg.AssetChecksDefinition:
                     description="The audit log's hash chain is intact: no entry edited, deleted, inserted or "
                                 "reordered, and nothing cut from its end (against the anchor file).")
     def audit_log_verified(warehouse: WarehouseResource, policy_engine: PolicyEngineResource) -> dg.AssetCheckResult:
-        from factory_pipelines.lib.governance.audit_verify import verify
+        from factory_pipelines.lib.governance.audit.verify import verify
 
         with warehouse.connect(read_only=True) as con:
             report = verify(con, Path(policy_engine.audit_anchor))
