@@ -198,7 +198,7 @@ READ_TOOLS = ("kb_search", "customer_features", "order_lookup")
 
 def governance_table(settings: Settings) -> Table:
     """The review queue by status, the kill switches that are on, and the audit chain verified end to end."""
-    from factory_pipelines.lib.governance.audit import verify
+    from factory_pipelines.lib.governance.audit.verify import verify
     from factory_pipelines.lib.governance.kill_switches import KillSwitches, sync_audit
     from factory_pipelines.lib.governance.review import counts
     from factory_pipelines.resources.warehouse import WarehouseResource
