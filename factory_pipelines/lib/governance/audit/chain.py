@@ -41,7 +41,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from factory_pipelines.lib.sql import WRITE_LOCK
+from factory_pipelines.lib.sql import WRITE_LOCK, table_exists
 
 AUDIT_DDL = """
 CREATE SCHEMA IF NOT EXISTS governance;
@@ -196,3 +196,18 @@ def record_alias_moves(con: Any, actor: str, moves: list[dict[str, Any]]) -> Non
     """One audit event per registry alias set (prompt or model): which alias now points at which version."""
     ensure_audit_log(con)
     append(con, [AuditEvent("alias_moved", actor, f"{m['kind']}:{m['name']}", m) for m in moves])
+
+
+def unaudited_effects(con: Any) -> list[str]:
+    """Executed side effects (outbox rows) that no audit event accounts for: each is written with its effect
+    (`effect_executed` by the agent, `review_executed` by the review sweep), so one missing was removed, or
+    the effect was written behind the factory's back."""
+    if not table_exists(con, "agents", "outbox"):
+        return []
+    rows = con.execute(
+        "SELECT o.idempotency_key, o.tool, o.ticket_id FROM agents.outbox o WHERE NOT EXISTS ("
+        "SELECT 1 FROM governance.audit_log a WHERE (a.kind = 'effect_executed' AND "
+        "json_extract_string(a.payload, '$.idempotency_key') = o.idempotency_key) OR (a.kind = 'review_executed' "
+        "AND json_extract_string(a.payload, '$.item_id') = o.idempotency_key)) ORDER BY o.executed_at").fetchall()
+    return [f"executed {tool} for ticket {ticket} (outbox key {key[:12]}) has no audit event"
+            for key, tool, ticket in rows]

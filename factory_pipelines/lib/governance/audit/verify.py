@@ -30,8 +30,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal
 
-from factory_pipelines.lib.governance.audit.chain import GENESIS, chain_hash, read_anchor
-from factory_pipelines.lib.sql import table_exists
+from factory_pipelines.lib.governance.audit.chain import GENESIS, chain_hash, read_anchor, unaudited_effects
 
 MAX_PROBLEMS = 100  # problems listed in a report; the rest are counted
 BATCH_ROWS = 100_000  # rows per Arrow batch while verifying
@@ -200,28 +199,13 @@ def verify(con: Any, anchor: Path | None = None) -> VerifyReport:
         scan.run(reader)
     finally:
         reader.close()  # a reader left half-read keeps the connection busy
-    problems = _classify(con, scan, anchored) + unaudited_effects(con)
+    problems = _classify(con, scan, anchored) + [Problem(0, "unaudited", detail) for detail in unaudited_effects(con)]
     unique = list({(p.kind, p.seq): p for p in problems}.values())
     unique.sort(key=lambda p: (p.seq, p.kind))
     return VerifyReport(entries=scan.entries, problems=unique[:MAX_PROBLEMS],
                         seconds=time.perf_counter() - start, head_seq=scan.head[0], head_hash=scan.head[1],
                         more_problems=max(0, len(unique) - MAX_PROBLEMS), anchor=anchored,
                         anchor_missing=missing)
-
-
-def unaudited_effects(con: Any) -> list[Problem]:
-    """Executed side effects (outbox rows) that no audit event accounts for: each is written with its effect
-    (`effect_executed` by the agent, `review_executed` by the review sweep), so one missing was removed, or
-    the effect was written behind the factory's back."""
-    if not table_exists(con, "agents", "outbox"):
-        return []
-    rows = con.execute(
-        "SELECT o.idempotency_key, o.tool, o.ticket_id FROM agents.outbox o WHERE NOT EXISTS ("
-        "SELECT 1 FROM governance.audit_log a WHERE (a.kind = 'effect_executed' AND "
-        "json_extract_string(a.payload, '$.idempotency_key') = o.idempotency_key) OR (a.kind = 'review_executed' "
-        "AND json_extract_string(a.payload, '$.item_id') = o.idempotency_key)) ORDER BY o.executed_at").fetchall()
-    return [Problem(0, "unaudited", f"executed {tool} for ticket {ticket} (outbox key {key[:12]}) has no audit "
-                                    "event") for key, tool, ticket in rows]
 
 
 def _entries(first: int, last: int) -> str:
