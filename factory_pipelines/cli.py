@@ -6,13 +6,17 @@ run started here shows in the Dagster UI with its events, checks and metadata.
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -139,7 +143,27 @@ def demo_data(
 PHASES = {"data_plane_job": "data plane", "models_job": "models and prompts", "agents_job": "agents"}
 
 
+def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command under one `SignalStop`: a SIGINT or SIGTERM (Ctrl-C, a service manager, `kill`) ends the
+    whole command, with or without a terminal; one arriving before any run started exits at once."""
+
+    @functools.wraps(command)
+    def stoppable(*args: Any, **kwargs: Any) -> Any:
+        from factory_pipelines.runs import Interrupted, SignalStop
+
+        with SignalStop():
+            try:
+                return command(*args, **kwargs)
+            except Interrupted as interrupted:
+                console.print(f"[red]Stopped by {signal.Signals(interrupted.signum).name}[/red] before any run "
+                              "started: nothing was run. Start the same command again when you want it.")
+                raise typer.Exit(128 + interrupted.signum) from None
+
+    return stoppable
+
+
 @app.command()
+@_stop_on_signals
 def run(
     start: StartOpt = None,
     end: EndOpt = None,
@@ -150,7 +174,7 @@ def run(
     and prompts, then agents."""
     from factory_pipelines.defs.agents.definitions import why_no_agents_job
     from factory_pipelines.defs.agents.schedules import AGENTS_JOB
-    from factory_pipelines.runs import load_definitions, run_partitions
+    from factory_pipelines.runs import SignalStop, load_definitions
 
     settings = get_settings()
     days = _days(settings, start, end)
@@ -171,21 +195,11 @@ def run(
         console.print(f"[yellow]{AGENTS_JOB} is not run: {no_agents}[/yellow]")
     keys = [d.isoformat() for d in days]
     started = time.perf_counter()
-    outcomes: dict[str, list] = {}
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console,
-    ) as progress:
-        for name in jobs:
-            partitions: list[str | None] = [None] if name == "models_job" else list(keys)
-            task = progress.add_task(PHASES.get(name, name), total=len(partitions))
-            outcomes[name] = run_partitions(
-                name, partitions, definitions=definitions,
-                on_start=lambda key, task=task, name=name: progress.update(task, description=f"{PHASES.get(name, name)} {key}"),
-                on_done=lambda key, ok, task=task: progress.advance(task),
-            )
-            if name == "data_plane_job" and job == "all" and not all(o.success for o in outcomes[name]):
-                break  # agents never run on days whose contracts failed; say so before going on
+    outcomes = _run_jobs(definitions, jobs, keys, stop_after_failed_data_plane=job == "all")
+    stop = SignalStop.current()
+    if stop.stopped:
+        _print_interrupted(stop.name, jobs, keys, outcomes)
+        raise typer.Exit(128 + (stop.signum or signal.SIGINT))
     _print_summary(outcomes, settings)
     elapsed = time.perf_counter() - started
     failed = [(name, o.partition or name) for name, runs in outcomes.items() for o in runs if not o.success]
@@ -196,6 +210,105 @@ def run(
     console.print(f"[green]All runs succeeded, every check passed[/green] ({elapsed:.0f} s)")
     console.print("Browse the asset graph, checks and runs: `make ui` (http://127.0.0.1:3000); prompts, the "
                   "classifier and one trace per ticket: `make mlflow-ui` (http://127.0.0.1:5000).")
+
+
+def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
+              stop_after_failed_data_plane: bool) -> dict[str, list]:
+    """Each job over the days in order, with a progress bar on a terminal and a line per run otherwise (a
+    service's log); stops early after a signal (see `SignalStop`) or a failed data plane."""
+    from factory_pipelines.runs import Interrupted, SignalStop, run_partitions
+
+    stop = SignalStop.current()
+    outcomes: dict[str, list] = {}
+    log = not console.is_terminal
+
+    def started(name: str, key: str) -> None:
+        if log:
+            console.print(f"{datetime.now():%H:%M:%S} {name} {key}: started")
+
+    def done(name: str, key: str, ok: bool) -> None:
+        if log:
+            console.print(f"{datetime.now():%H:%M:%S} {name} {key}: {'succeeded' if ok else 'FAILED'}")
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, disable=log,
+    ) as progress:
+        try:
+            for name in jobs:
+                partitions: list[str | None] = [None] if name == "models_job" else list(keys)
+                task = progress.add_task(PHASES.get(name, name), total=len(partitions))
+
+                def on_start(key: str, task: Any = task, name: str = name) -> None:
+                    progress.update(task, description=f"{PHASES.get(name, name)} {key}")
+                    started(name, key)
+
+                def on_done(key: str, ok: bool, task: Any = task, name: str = name) -> None:
+                    progress.advance(task)
+                    done(name, key, ok)
+
+                outcomes[name] = run_partitions(name, partitions, definitions=definitions, on_start=on_start,
+                                                on_done=on_done, stop=stop)
+                if stop.stopped:
+                    break
+                if name == "data_plane_job" and stop_after_failed_data_plane and not all(o.success for o in outcomes[name]):
+                    break  # agents never run on days whose contracts failed; say so before going on
+        except Interrupted:
+            pass  # between two jobs; reported by the caller
+    return outcomes
+
+
+def _span(keys: list[str]) -> str:
+    """Days as short ranges: `2026-11-01 .. 2026-11-03, 2026-11-05`."""
+    parts: list[list[str]] = []
+    for key in keys:
+        if parts and date.fromisoformat(key) - date.fromisoformat(parts[-1][-1]) == timedelta(days=1):
+            parts[-1].append(key)
+        else:
+            parts.append([key])
+    return ", ".join(p[0] if len(p) == 1 else f"{p[0]} .. {p[-1]}" for p in parts)
+
+
+def _print_interrupted(signal_name: str, jobs: list[str], keys: list[str], outcomes: dict[str, list]) -> None:
+    """What a signal left behind: the runs that finished, the one it interrupted, what did not start, and the
+    commands that do the rest (re-running a day is safe: loads replace the day, done side effects are skipped)."""
+    console.print(f"[red]Stopped by {signal_name}.[/red]")
+    resume: list[str] = []
+    for name in jobs:
+        label = PHASES.get(name, name)
+        runs = outcomes.get(name, [])
+        finished = [o for o in runs if not o.interrupted]
+        interrupted = [o for o in runs if o.interrupted]
+        if name == "models_job":
+            if finished:
+                console.print(f"  finished: {label} ({'succeeded' if finished[0].success else 'FAILED'})")
+            elif interrupted:
+                console.print(f"  interrupted: {label} (run {interrupted[0].run_id[:8]}, failed in Dagster)")
+            else:
+                console.print(f"  not started: {label}")
+            if not finished:
+                resume.append("factory run --job models_job")
+            continue
+        ok = [o.partition for o in finished if o.success]
+        failed = [o.partition for o in finished if not o.success]
+        if ok:
+            console.print(f"  finished: {label} {_span(ok)}")
+        if failed:
+            console.print(f"  finished, FAILED: {label} {_span(failed)} (see `factory status`)")
+        for o in interrupted:
+            console.print(f"  interrupted: {label} {o.partition} (run {o.run_id[:8]}, failed in Dagster)")
+        ran = {o.partition for o in finished}
+        left = [k for k in keys if k not in ran]
+        not_started = [k for k in left if k not in {o.partition for o in interrupted}]
+        if not_started:
+            console.print(f"  not started: {label} {_span(not_started)}")
+        if left:
+            resume.append(f"factory run --job {name} --start {left[0]} --end {left[-1]}")
+    if resume:
+        console.print("To finish, run in this order:", soft_wrap=True)
+        for command in resume:
+            console.print(f"  {command}", soft_wrap=True)
+        console.print(f"or the whole range again: factory run --start {keys[0]} --end {keys[-1]}", soft_wrap=True)
 
 
 def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
@@ -230,8 +343,59 @@ def status(start: StartOpt = None, end: EndOpt = None) -> None:
 
     settings = get_settings()
     prepare_instance(settings)
-    for table in status_tables([d.isoformat() for d in _days(settings, start, end)], settings):
+    days = _days(settings, start, end)
+    materialized = _materialized_days()
+    shown = _days_to_show(days, materialized, max(7, (console.width - 44) // 8))
+    keys = [d.isoformat() for d in shown]
+    for table in status_tables(keys, settings):
         console.print(table)
+    console.print(_days_shown(shown, days, start, end, materialized - set(keys)), soft_wrap=True)
+
+
+def _days_to_show(days: list[date], materialized: set[str], columns: int) -> list[date]:
+    """The range, or when it has more days than fit as columns, the last `columns` of them ending at the
+    latest day with a materialization in it (a range from an old FACTORY_START_DATE would squash every column
+    to nothing)."""
+    if len(days) <= columns:
+        return days
+    done = [i for i, d in enumerate(days) if d.isoformat() in materialized]
+    last = done[-1] if done else len(days) - 1
+    first = max(0, last - columns + 1)
+    return days[first:first + columns]
+
+
+def _days_shown(shown: list[date], days: list[date], start: datetime | None, end: datetime | None,
+                elsewhere: set[str]) -> str:
+    """Which days `status` looked at, where the range came from, how to look at others, and the days not shown
+    that have materializations."""
+    origin = " and ".join(dict.fromkeys([
+        "--start" if start else "FACTORY_START_DATE", "--end" if end else "FACTORY_END_DATE"]))
+    count = f"{len(shown)} day{'s' if len(shown) > 1 else ''}"
+    if len(shown) < len(days):
+        count = f"the {count} that fit, of the {len(days)} of {days[0]} .. {days[-1]}"
+    text = (f"Days shown: {shown[0]} .. {shown[-1]} ({count}; range from {origin}). Other days: "
+            "`factory status --start YYYY-MM-DD --end YYYY-MM-DD`; the default range is "
+            "FACTORY_START_DATE .. FACTORY_END_DATE (docs/settings.md).")
+    if elsewhere:
+        text += f"\nMaterialized days not shown: {_span(sorted(elsewhere))}."
+    return text
+
+
+def _materialized_days() -> set[str]:
+    """Every day some asset of the instance has a materialization for."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        found = {p for key in instance.get_asset_keys() for p in instance.get_materialized_partitions(key)}
+    return {p for p in found if _is_day(p)}
+
+
+def _is_day(key: str) -> bool:
+    try:
+        date.fromisoformat(key)
+    except ValueError:
+        return False
+    return len(key) == 10
 
 
 @app.command()
@@ -275,11 +439,82 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
     """Start the Dagster UI (and daemon, for schedules) on localhost with the factory's instance."""
-    prepare_instance(get_settings())
+    settings = get_settings()
+    prepare_instance(settings)
     turn_off_telemetry()
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "factory_pipelines.definitions", "-h", host, "-p", str(port)]
+    target = ["-m", "factory_pipelines.definitions"]
+    bin_dir = Path(sys.executable).parent
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
+    raise typer.Exit(_serve({
+        "dagster-webserver": [str(bin_dir / "dagster-webserver"), *target, "-h", host, "-p", str(port)],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", *target],
+    }, settings.child_env()))
+
+
+STOP_GRACE_S = 5.0  # after forwarding a stop signal, how long the servers get before they are killed
+
+
+def _serve(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+    """Run long-lived servers as children in one process group of their own until a SIGINT or SIGTERM arrives
+    or one of them exits, then stop them all and return the exit code.
+
+    `dagster dev` started without a terminal (by a service manager, a script, a test) ignores SIGINT and
+    SIGTERM, so this does what it does by hand: the signal is forwarded to the whole group (the servers and
+    the code servers they start), whatever is left after STOP_GRACE_S is killed, and nothing outlives us.
+    """
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    children: dict[str, subprocess.Popen] = {}
+    group = 0
+    try:
+        for name, command in commands.items():
+            if received:
+                break
+            child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, process_group=group)
+            group = group or child.pid
+            children[name] = child
+        while not received and all(c.poll() is None for c in children.values()):
+            time.sleep(0.2)
+    finally:
+        _stop_group(group, children, received[0] if received else signal.SIGTERM)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+    codes = {name: c.returncode for name, c in children.items()}
+    if received:
+        console.print(f"[red]Stopped by {signal.Signals(received[0]).name}[/red]: "
+                      + ", ".join(f"{n} exited {c}" for n, c in codes.items()) + ".")
+        return 128 + received[0]
+    gone = [(n, c) for n, c in codes.items() if c is not None and c != -signal.SIGTERM]
+    name, code = gone[0] if gone else next(iter(codes.items()))
+    console.print(f"[red]{name} exited with code {code}[/red]; stopped the others. Its output above says why.")
+    return code or 1
+
+
+def _stop_group(group: int, children: dict[str, subprocess.Popen], signum: int) -> None:
+    """Forward `signum` to the process group, wait up to STOP_GRACE_S for the children, then kill what is left
+    of the group (grandchildren included)."""
+    if not group:
+        return
+    for sig in (signum, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            break  # the group is empty
+        deadline = time.monotonic() + (STOP_GRACE_S if sig != signal.SIGKILL else 5.0)
+        for child in children.values():
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+        if sig == signum and all(c.poll() is not None for c in children.values()):
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break  # every member is gone
 
 
 @app.command("mlflow-ui")
@@ -309,5 +544,25 @@ def feast(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([feast_bin, *ctx.args], cwd=settings.feature_repo, env=env))
 
 
+STOPPED_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+
+
+def main() -> None:
+    """The `factory` command. Stopped by a signal, it runs the exit handlers and leaves without the
+    interpreter's final teardown of every module, which takes seconds once GX, Feast, pandas and MLflow are
+    loaded (all state is written by then: runs are recorded, connections closed)."""
+    try:
+        app()
+    except SystemExit as done:
+        if done.code not in STOPPED_CODES:
+            raise
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(done.code))
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
 from pathlib import Path
 
+import psutil
 import pytest
+import requests
 from typer.testing import CliRunner
 
-from factory_pipelines.cli import app
-from factory_pipelines.settings import get_settings
+from factory_pipelines.cli import _days_to_show, _span, app
+from factory_pipelines.settings import REPO_ROOT, get_settings
 from tests.conftest import use_home
 
 runner = CliRunner()
+FACTORY = str(Path(sys.executable).with_name("factory"))
+STOP_WITHIN_S = 15  # about 2 s on a quiet 2-core machine; generous for a loaded CI runner
 
 
 @pytest.mark.slow
@@ -82,3 +96,189 @@ def test_redteam_replays_a_corpus_written_elsewhere(tmp_path: Path, monkeypatch:
     bad.write_text('{"subject": "no body"}\n')
     refused = runner.invoke(app, ["redteam", "--corpus", str(bad)])
     assert refused.exit_code == 1 and "bad.jsonl:1" in refused.output
+
+
+class Factory:
+    """`factory ...` as a service manager starts it: its own session (no terminal), stdin from /dev/null, output
+    read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([FACTORY, *args], cwd=REPO_ROOT, env=os.environ.copy(), text=True,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+
+    def _take(self) -> None:
+        while not self._queue.empty():
+            self.lines.append(self._queue.get())
+
+    @property
+    def output(self) -> str:
+        self._take()
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.output):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in the output (exit code {self.process.poll()}):\n{self.output}")
+
+    def stop(self, signum: int) -> tuple[int, float]:
+        """Send `signum` to the factory process alone; its exit code and how long it took to exit."""
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=STOP_WITHIN_S + 30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"still running {STOP_WITHIN_S + 30} s after {signum!r}:\n{self.output}") from None
+        time.sleep(0.2)  # the reader thread drains the pipe
+        return code, time.monotonic() - sent
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _alive(processes: list[psutil.Process]) -> list[str]:
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid} {' '.join(p.cmdline()[:3])}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "delay_s"), [(signal.SIGTERM, 1.0), (signal.SIGINT, 1.0), (signal.SIGINT, 0.0)],
+                         ids=["SIGTERM", "SIGINT", "SIGINT-as-the-run-starts"])
+def test_one_signal_stops_a_run_over_several_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  signum: signal.Signals, delay_s: float) -> None:
+    """Without a terminal, one SIGTERM or SIGINT during the first day's run ends the whole command within
+    seconds: the day's run is interrupted (failed in Dagster), later days and jobs never start, and the
+    message says what finished, what was interrupted and the commands that do the rest. Sent as the run is
+    being created, it stops the run as well, or the run never starts; no run is left half made."""
+    import dagster as dg
+
+    use_home(monkeypatch, tmp_path / "home", demo_tickets_per_day="20", demo_customers="30")
+    days = ["--start", "2026-11-01", "--end", "2026-11-03"]
+    assert runner.invoke(app, ["demo-data", *days]).exit_code == 0
+    factory = Factory("run", *days)
+    try:
+        factory.wait_for(r"data_plane_job 2026-11-01: started")
+        time.sleep(delay_s)
+        code, seconds = factory.stop(signum)
+    finally:
+        factory.kill()
+    out = factory.output
+    assert code == 128 + signum, out
+    assert seconds < STOP_WITHIN_S, f"took {seconds:.1f} s\n{out}"
+    assert f"Stopped by {signum.name}." in out
+    if delay_s or "interrupted: data plane" in out:
+        assert "interrupted: data plane 2026-11-01 (run " in out
+        assert "not started: data plane 2026-11-02 .. 2026-11-03" in out
+    else:
+        assert "not started: data plane 2026-11-01 .. 2026-11-03" in out
+    assert "not started: models and prompts" in out and "not started: agents 2026-11-01 .. 2026-11-03" in out
+    resume = ["factory run --job data_plane_job --start 2026-11-01 --end 2026-11-03", "factory run --job models_job",
+              "factory run --job agents_job --start 2026-11-01 --end 2026-11-03"]
+    assert all(f"  {command}\n" in out for command in resume), out
+    assert "2026-11-02: started" not in out, "the loop went on after the signal"
+    assert _group_gone(factory.process.pid), "a process of the command outlived it"
+    with dg.DagsterInstance.get() as instance:
+        runs = [(r.tags.get("dagster/partition"), r.status) for r in instance.get_runs()]
+    assert runs == [("2026-11-01", dg.DagsterRunStatus.FAILURE)] or (not delay_s and runs == []), runs
+    get_settings.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_one_signal_stops_the_ui_and_everything_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           signum: signal.Signals) -> None:
+    """`factory ui` started without a terminal serves the UI, and one SIGTERM or SIGINT to it alone stops the
+    webserver, the daemon and their code servers within seconds."""
+    use_home(monkeypatch, tmp_path / "home")
+    port = _free_port()
+    factory = Factory("ui", "--port", str(port))
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and factory.process.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the UI never answered:\n{factory.output}")
+        children = psutil.Process(factory.process.pid).children(recursive=True)
+        commands = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "dagster-webserver" in commands and "dagster-daemon" in commands, commands
+        code, seconds = factory.stop(signum)
+    finally:
+        factory.kill()
+    out = factory.output
+    assert code == 128 + signum, out
+    assert seconds < STOP_WITHIN_S, f"took {seconds:.1f} s\n{out}"
+    assert f"Stopped by {signum.name}: dagster-webserver exited" in out and "dagster-daemon exited" in out, out
+    assert _alive(children) == [], "left behind"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5)
+    get_settings.cache_clear()
+
+
+def test_status_says_which_days_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After FACTORY_START_DATE moved to an old day, `status` shows the days that fit and says which and why."""
+    use_home(monkeypatch, tmp_path / "home", start_date="2025-01-01")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    shown = re.search(r"Days shown: (\S+) \.\. 2026-11-07 \(the (\d+) days that fit, of the 676 of 2025-01-01 \.\. "
+                      r"2026-11-07; range from FACTORY_START_DATE and FACTORY_END_DATE\)", out)
+    assert shown, out
+    assert "factory status --start YYYY-MM-DD --end YYYY-MM-DD" in out
+    first, columns = shown.group(1), int(shown.group(2))
+    assert 7 <= columns <= 30 and (date(2026, 11, 7) - date.fromisoformat(first)).days == columns - 1
+    assert "11-07" in result.output and "10-01" not in result.output
+
+    result = runner.invoke(app, ["status", "--start", "2026-11-02", "--end", "2026-11-03"])
+    assert "Days shown: 2026-11-02 .. 2026-11-03 (2 days; range from --start and --end)" in result.output
+    get_settings.cache_clear()
+
+
+def test_days_to_show_end_at_the_latest_materialized_day() -> None:
+    days = [date(2026, 10, 1 + i) for i in range(31)]
+    assert _days_to_show(days[:5], set(), 7) == days[:5]
+    assert _days_to_show(days, set(), 7) == days[-7:]
+    assert _days_to_show(days, {"2026-10-03", "2026-10-10"}, 7) == days[3:10]
+    assert _days_to_show(days, {"2026-10-02"}, 7) == days[:7]
+    assert _span(["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-05"]) == "2026-11-01 .. 2026-11-03, 2026-11-05"

@@ -94,3 +94,13 @@ def test_only_settings_reads_the_environment() -> None:
     reads = [line for path in sorted(PACKAGE_DIR.rglob("*.py")) if path.name != "settings.py" or
              path.parent != PACKAGE_DIR for line in _environment_reads(path)]
     assert reads == []
+
+
+def test_every_setting_is_documented_and_in_env_example() -> None:
+    """docs/settings.md names every setting (`name` in its table) and .env.example has its FACTORY_ variable."""
+    docs = (PACKAGE_DIR.parent / "docs" / "settings.md").read_text()
+    example = (PACKAGE_DIR.parent / ".env.example").read_text().splitlines()
+    names = set(Settings.model_fields)
+    assert {n for n in names if f"`{n}`" not in docs} == set()
+    assert {n for n in names if f"FACTORY_{n.upper()}=" not in example} == set()
+    assert "`FACTORY_END_DATE`" in docs and "`FACTORY_START_DATE`" in docs
