@@ -529,7 +529,7 @@ def mlflow_ui(
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
                "--default-artifact-root", settings.mlflow_artifact_root, "--host", host, "--port", str(port), "--workers", "1"]
     console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(command, cwd=REPO_ROOT))
+    raise typer.Exit(_serve({"mlflow server": command}, settings.child_env()))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

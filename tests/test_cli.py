@@ -214,6 +214,18 @@ def test_one_signal_stops_a_run_over_several_days(tmp_path: Path, monkeypatch: p
     get_settings.cache_clear()
 
 
+def _wait_until_served(factory: Factory, url: str, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and factory.process.poll() is None:
+        try:
+            if requests.get(url, timeout=5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never answered:\n{factory.output}")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -230,16 +242,7 @@ def test_one_signal_stops_the_ui_and_everything_it_started(tmp_path: Path, monke
     port = _free_port()
     factory = Factory("ui", "--port", str(port))
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and factory.process.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"the UI never answered:\n{factory.output}")
+        _wait_until_served(factory, f"http://127.0.0.1:{port}/server_info")
         children = psutil.Process(factory.process.pid).children(recursive=True)
         commands = " ".join(" ".join(c.cmdline()) for c in children)
         assert "dagster-webserver" in commands and "dagster-daemon" in commands, commands
@@ -253,6 +256,23 @@ def test_one_signal_stops_the_ui_and_everything_it_started(tmp_path: Path, monke
     assert _alive(children) == [], "left behind"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5)
+    get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_mlflow_ui_and_its_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_home(monkeypatch, tmp_path / "home")
+    port = _free_port()
+    factory = Factory("mlflow-ui", "--port", str(port))
+    try:
+        _wait_until_served(factory, f"http://127.0.0.1:{port}/health")
+        children = psutil.Process(factory.process.pid).children(recursive=True)
+        code, seconds = factory.stop(signal.SIGTERM)
+    finally:
+        factory.kill()
+    assert code == 128 + signal.SIGTERM and seconds < STOP_WITHIN_S, factory.output
+    assert "Stopped by SIGTERM: mlflow server exited" in factory.output
+    assert children and _alive(children) == [], "left behind"
     get_settings.cache_clear()
 
 
