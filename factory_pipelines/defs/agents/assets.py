@@ -9,7 +9,7 @@ the schedule. Model calls are limited across runs by the Dagster pool `model_slo
 
 
 import hashlib
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,21 @@ def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: 
     return agent_run
 
 
+def day_features(feature_store: FeatureStoreResource, manifest: AgentManifest, tickets: list[dict[str, Any]],
+                 day: str) -> Any:
+    """The agent's feature reads for a day, each ticket's as of its creation time (never a later day's values):
+    read in bulk once, then served per ticket from memory."""
+    from factory_pipelines.lib.data.features import AsOfFeatures
+
+    times = {str(t["ticket_id"]): datetime.fromisoformat(str(t["created_at"])).replace(tzinfo=UTC) for t in tickets}
+    features = AsOfFeatures(lambda rows, at: feature_store.features_as_of(rows, at, manifest.feature_service), times,
+                            default=datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC))
+    if "customer_features" in manifest.context:  # the entities the tool reads, in one go
+        features.many([{"customer_id": t["customer_id"], "ticket_id": t["ticket_id"]} for t in tickets
+                       if t.get("customer_id")])
+    return features
+
+
 def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manifest_path: Path,
               warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
               llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool) -> Any:
@@ -179,13 +194,9 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
         articles = con.execute(KB_SQL, {"day": day}).df().to_dict("records") if "kb_search" in manifest.tools else []
         service = manifest.feature_service
 
-        def features_many(entities: list[dict[str, Any]], timestamps: bool = False) -> list[dict[str, Any]]:
-            columns = feature_store.online_features(entities, service, timestamps) if entities else {}
-            return [{k: v[i] for k, v in columns.items()} for i in range(len(entities))]
-
+        features = day_features(feature_store, manifest, tickets, day)
         env = ToolEnv(con=con, kb=KbIndex(articles) if articles else None, feature_service=service, as_of=as_of,
-                      online_features=lambda entity: features_many([entity], timestamps=True)[0],
-                      online_features_many=features_many)
+                      online_features=features.one, online_features_many=features.many)
         engine = policy_engine.engine(manifest.policy_set)
         switches = policy_engine.switches()
         config = policy_engine.gate_config()

@@ -4,15 +4,25 @@ Point in time: `customer_daily` for day D holds each customer's state from every
 end of D and is stamped D 23:59:59.999999 UTC, so a ticket opened during D joins the snapshot of D-1
 and never sees its own day's future. `ticket_features` rows are stamped with the ticket's creation
 time. Files are written to a temporary name and renamed, so Feast never reads half a file.
+
+Reading them as of a moment: an agent deciding a ticket must see each feature as it was when the ticket
+came in, also when a backfill runs long after the online store moved on. `ViewTimes` says what a
+point-in-time read of one feature view returns (its source, keys and TTL), `online_is_as_of` whether an
+online row is that same row, `event_times_sql` the event times a historical read used, and
+`AsOfFeatures` serves one run's per-entity reads from one bulk read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from factory_pipelines.lib.sql import lit
+from factory_pipelines.lib.sql import lit, q
+
+EVENT_TIME_SUFFIX = "__ts"  # Feast's suffix for a feature's event time (epoch seconds) in online responses
 
 
 def day_window(partition: date) -> tuple[datetime, datetime]:
@@ -108,3 +118,78 @@ def write_feature_partition(con: Any, sql: str, directory: Path, partition: date
     temporary.replace(target)
     rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(target)})").fetchone()[0]
     return {"path": str(target), "rows": rows}
+
+
+@dataclass(frozen=True)
+class ViewTimes:
+    """What decides the event time a point-in-time read of one feature view returns for an entity row: the
+    latest source row of that entity stamped at or before the row's time and not older than the TTL."""
+
+    name: str
+    features: tuple[str, ...]
+    keys: tuple[tuple[str, str], ...]  # (source column, entity-row column) per join key
+    source_path: str  # Parquet file or glob
+    timestamp_field: str
+    ttl_seconds: int  # 0: no TTL
+
+
+def online_is_as_of(row: Mapping[str, Any], at: int, views: tuple[ViewTimes, ...]) -> bool:
+    """Whether an online row (features and their `__ts` epoch seconds) is what a point-in-time read at `at` (epoch
+    seconds) returns: every view has a row, none newer than `at`, none past its TTL. A view without an online row
+    is not trusted (its day may have been backfilled offline only)."""
+    for view in views:
+        ts = row.get(view.features[0] + EVENT_TIME_SUFFIX) or 0
+        if ts <= 0 or ts > at or (view.ttl_seconds and ts < at - view.ttl_seconds):
+            return False
+    return True
+
+
+def event_times_sql(view: ViewTimes, entities: str = "entities", row_id: str = "__row",
+                    at: str = "event_timestamp") -> str:
+    """Per entity row of the relation `entities`, the event time (epoch seconds) of the source row a point-in-time
+    read of `view` joins: Feast's rule (`timestamp <= at`, `timestamp + ttl >= at`), latest first."""
+    ts = f"f.{q(view.timestamp_field)}"
+    on = [f"f.{q(source)} = e.{q(column)}" for source, column in view.keys] + [f"{ts} <= e.{q(at)}"]
+    if view.ttl_seconds:
+        on.append(f"{ts} + INTERVAL {int(view.ttl_seconds)} SECOND >= e.{q(at)}")
+    return (f"SELECT e.{q(row_id)} AS row_id, CAST(floor(epoch(max({ts}))) AS BIGINT) AS ts "
+            f"FROM {q(entities)} e JOIN read_parquet({lit(view.source_path)}) f ON {' AND '.join(on)} "
+            f"GROUP BY e.{q(row_id)}")
+
+
+Reader = Callable[[list[dict[str, Any]], list[datetime]], list[dict[str, Any]]]
+
+
+class AsOfFeatures:
+    """The features one agent run reads, each entity as of its ticket's creation time, read in bulk.
+
+    `read(entity_rows, times)` returns one row per entity (features and `<feature>__ts`). Entities are keyed by
+    their join-key values; the time of an entity is its ticket's (`times[ticket_id]`), else `default` (the start of
+    the run's day: nothing of the day is known yet). Rows already read are served from memory, so reading a day
+    once (`many`) makes every later per-ticket read (`one`) free.
+    """
+
+    def __init__(self, read: Reader, times: Mapping[str, datetime], default: datetime) -> None:
+        self._read, self._times, self._default = read, times, default
+        self._rows: dict[tuple, dict[str, Any]] = {}
+
+    def time_of(self, entity: Mapping[str, Any]) -> datetime:
+        return self._times.get(entity.get("ticket_id"), self._default)  # type: ignore[arg-type]
+
+    def many(self, entities: list[dict[str, Any]], timestamps: bool = False) -> list[dict[str, Any]]:
+        """One row per entity, in order (event times only with `timestamps`); unread ones in one read per key set."""
+        keys = [tuple(sorted(e.items())) for e in entities]
+        todo: dict[tuple, dict[str, Any]] = {k: e for k, e in zip(keys, entities, strict=True) if k not in self._rows}
+        groups: dict[tuple, list[tuple]] = {}
+        for key in todo:
+            groups.setdefault(tuple(name for name, _ in key), []).append(key)
+        for group in groups.values():  # Feast reads only entity rows that all have the same keys
+            rows = self._read([todo[k] for k in group], [self.time_of(todo[k]) for k in group])
+            self._rows.update(zip(group, rows, strict=True))
+        if timestamps:
+            return [dict(self._rows[k]) for k in keys]
+        return [{n: v for n, v in self._rows[k].items() if not n.endswith(EVENT_TIME_SUFFIX)} for k in keys]
+
+    def one(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """One entity's features with their event times (what the customer_features tool reads)."""
+        return self.many([entity], timestamps=True)[0]
