@@ -165,9 +165,11 @@ def test_every_tool_call_passed_the_gate_and_is_in_the_verified_audit_log(factor
 
 def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict, cli: object) -> None:
     """The documented path: the gate escalates, `factory review approve`, `factory review execute`."""
+    from factory_pipelines.lib.agents.facts import TicketFacts
     from factory_pipelines.lib.agents.manifests import load_manifest
     from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolEnv
-    from factory_pipelines.lib.governance.gate import CedarGate, load_gate_config
+    from factory_pipelines.lib.governance.gate import CedarGate
+    from factory_pipelines.lib.governance.gate_config import load_gate_config
     from factory_pipelines.lib.governance.kill_switches import KillSwitches
     from factory_pipelines.lib.governance.policy import PolicyEngine
 
@@ -185,12 +187,12 @@ def test_a_reviewer_approves_an_escalated_refund_and_it_runs_once(factory: dict,
                                    con, budget, as_of=__import__("datetime").datetime(2026, 11, 7))
         env = ToolEnv(con=con, online_features=dict, online_features_many=list, kb=None,
                       feature_service="support_agent_v1", as_of=gate.as_of)
-        facts = {"ticket": {"ticket_id": "T-REVIEW-1", "customer_id": customer}, "text": "Please refund it.",
-                 "features": {"tenure_days": 400, "lifetime_spend": 5000.0},
-                 "feature_times": {"tenure_days": "2026-11-06T23:00:00+00:00"}}
+        facts = TicketFacts(ticket={"ticket_id": "T-REVIEW-1", "customer_id": customer}, text="Please refund it.",
+                            features={"tenure_days": 400, "lifetime_spend": 5000.0},
+                            feature_times={"tenure_days": "2026-11-06T23:00:00+00:00"})
         result = Toolbox("support_triage", env, gate, budget, run_id="test", partition=HELD_OUT).call(
             "issue_refund", "T-REVIEW-1", {"order_id": order_id, "amount": amount, "currency": currency,
-                                           "reason": "broken on arrival"}, context={"facts": facts})
+                                           "reason": "broken on arrival"}, facts)
     assert result.status == "escalated" and result.verdict.policies == ("refunds/above_limit",)
     item = result.output["review_item"]
     listed = cli("review", "list")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
 from factory_pipelines.instance import latest_check_statuses
 from factory_pipelines.lib.agents.manifests import MODEL_URI, AgentManifest
@@ -55,7 +54,7 @@ def _first_pass_model(tracking_uri: str, name: str, version: str) -> Any:
 
 
 def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
-    from factory_pipelines.lib.agents.runtime import FirstPass
+    from factory_pipelines.lib.agents.models.classifier import FirstPass
 
     match = MODEL_URI.match(uri)
     name = match["name"]  # type: ignore[index]
@@ -70,7 +69,7 @@ def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
 def resolve_prompt(uri: str) -> Any:
     import mlflow.genai
 
-    from factory_pipelines.lib.agents.runtime import ResolvedPrompt
+    from factory_pipelines.lib.agents.models.prompts import ResolvedPrompt
 
     try:
         prompt = mlflow.genai.load_prompt(uri)
@@ -82,13 +81,7 @@ def resolve_prompt(uri: str) -> Any:
 
 
 def _agent_files(manifest: AgentManifest, manifest_path: Path) -> list[Path]:
-    root = manifest_path.parent.parent
-    files = [manifest_path]
-    if manifest.decision.rules:
-        files.append(root / "rules" / f"{manifest.decision.rules}.yaml")
-    if manifest.reply:
-        files.append(root / "replies" / f"{manifest.reply.templates}.yaml")
-    return files
+    return [manifest_path, *manifest.config_files(manifest_path.parent.parent).values()]
 
 
 def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: dg.PartitionsDefinition,
@@ -168,23 +161,20 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
               warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
               llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool) -> Any:
     """Resolve prompt, model, tools and policies for the day, decide every ticket, write the results."""
-    from factory_pipelines.lib.agents.classifier import read_labels
-    from factory_pipelines.lib.agents.providers import model_version
+    from factory_pipelines.lib.agents.models.classifier import read_labels
+    from factory_pipelines.lib.agents.models.providers import model_version
     from factory_pipelines.lib.agents.retrieval import KbIndex
-    from factory_pipelines.lib.agents.rules import load_rules
-    from factory_pipelines.lib.agents.runtime import AgentRunner, write_results
+    from factory_pipelines.lib.agents.runtime import AgentRunner
     from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolEnv
-    from factory_pipelines.lib.governance.gate import CedarGate, record_policy_set, refunds_used_cents
+    from factory_pipelines.lib.governance.gate import CedarGate, record_agent_day, record_policy_set
     from factory_pipelines.lib.governance.kill_switches import sync_audit
+    from factory_pipelines.lib.governance.shop import refunds_used_cents
 
     day = context.partition_key
     tracking.activate(f"agents/{manifest.name}")
     prompt = resolve_prompt(manifest.prompt)
     first_pass = resolve_first_pass(tracking, manifest.decision.first_pass) if manifest.decision.first_pass else None
-    root = manifest_path.parent.parent
-    rules = load_rules(root / "rules" / f"{manifest.decision.rules}.yaml") if manifest.decision.rules else []
-    replies = yaml.safe_load((root / "replies" / f"{manifest.reply.templates}.yaml").read_text()) \
-        if manifest.reply else None
+    rules, replies = manifest.load_config(manifest_path.parent.parent)
     reply_prompt = resolve_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None
     provider = llm.provider(manifest.model)
     version = model_version(provider)
@@ -203,9 +193,9 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
         sync_audit(con, switches)
         record_policy_set(con, engine, actor=f"run:{context.run.run_id[:8]}")
         budget = Budget.from_manifest(manifest.budgets, refunds_used_cents(con, manifest.name, day, config))
-        gate = CedarGate.for_agent(manifest, engine, switches, config, con, budget, as_of=as_of)
-        toolbox = Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day,
-                          review_ttl_hours=policy_engine.review_ttl_hours)
+        gate = CedarGate.for_agent(manifest, engine, switches, config, con, budget, as_of=as_of,
+                                   review_ttl_hours=policy_engine.review_ttl_hours)
+        toolbox = Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day)
         runner = AgentRunner(manifest, prompt, provider, version, toolbox, rules=rules, first_pass=first_pass,
                              reply_templates=replies, reply_prompt=reply_prompt, use_cache=response_cache,
                              feature_names=feature_store.feature_names(manifest.feature_service)
@@ -214,7 +204,7 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
                                          "agent_version": manifest.version, "prompt": f"{prompt.name}/{prompt.version}",
                                          "model_version": version})
         report, rows = runner.run(tickets, read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {})
-        write_results(con, manifest.name, day, rows, toolbox.records, anchor=Path(policy_engine.audit_anchor))
+        record_agent_day(con, manifest.name, day, rows, toolbox.records, anchor=Path(policy_engine.audit_anchor))
     import mlflow
 
     mlflow.flush_trace_async_logging()
