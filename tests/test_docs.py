@@ -1,29 +1,37 @@
-"""The docs stay true: every path drawn in README's layout and every doc it links exist."""
+"""The docs stay true: every path drawn in README's layout and in architecture's code layout exists, every
+module of a drawn library folder is named beside it, and every doc README links exists."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from factory_pipelines.settings import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
+ARCHITECTURE = (REPO_ROOT / "docs" / "architecture.md").read_text()
+TREES = {"README.md": (README, "## How it is laid out"), "docs/architecture.md": (ARCHITECTURE, "## Code layout")}
 
 
-def layout_paths() -> list[str]:
-    block = README.split("## How it is laid out", 1)[1].split("```", 2)[1]
-    paths, parent = [], ""
+def tree(doc: str, heading: str) -> list[tuple[str, str]]:
+    """(path, description) of each entry of the first fenced block after `heading`; an indented entry is
+    relative to the top-level entry above it, and `a.py, b.py` names two paths."""
+    block = doc.split(heading, 1)[1].split("```", 2)[1]
+    entries, parent = [], ""
     for line in block.splitlines():
         if not line.strip():
             continue
-        entry = line.split()[0]
-        names = [entry.rstrip(",")] + [w.rstrip(",") for w in line.split()[1:2] if w.endswith(".py")]
+        words = line.split()
         top = not line.startswith(" ")
+        names = [words[0].rstrip(",")] + [w.rstrip(",") for w in words[1:2] if words[0].endswith(",")]
+        described = " ".join(words[len(names):])
         for name in names:
             for expanded in _braces(name):
-                paths.append(expanded if top else parent + expanded)
+                entries.append((expanded if top else parent + expanded, described))
         if top:
-            parent = entry
-    return paths
+            parent = words[0]
+    return entries
 
 
 def _braces(name: str) -> list[str]:
@@ -33,28 +41,28 @@ def _braces(name: str) -> list[str]:
     return [name[: match.start()] + part + name[match.end():] for part in match.group(1).split(",")]
 
 
-def test_layout_in_readme_matches_the_tree() -> None:
-    paths = layout_paths()
-    assert len(paths) > 10
-    missing = [p for p in paths if not (REPO_ROOT / p).exists()]
-    assert not missing, missing
+@pytest.mark.parametrize("doc", TREES)
+def test_every_drawn_path_exists(doc: str) -> None:
+    entries = tree(*TREES[doc])
+    assert len(entries) > 10
+    missing = [path for path, _ in entries if not (REPO_ROOT / path).exists()]
+    assert not missing, f"{doc} draws paths that do not exist: {missing}"
+
+
+def test_code_layout_names_every_module_of_the_library_folders() -> None:
+    """A module added to lib/, demo/ or resources/ must be described in architecture's code layout."""
+    unnamed = []
+    for path, described in tree(*TREES["docs/architecture.md"]):
+        folder = REPO_ROOT / path
+        if not (path.endswith("/") and folder.is_dir() and re.search(r"/(lib|demo|resources)/", "/" + path)):
+            continue
+        words = set(re.findall(r"[a-z_]+", described))
+        unnamed += [f"{path}{m.name}" for m in sorted(folder.glob("*.py"))
+                    if m.stem != "__init__" and m.stem not in words]
+    assert not unnamed, f"docs/architecture.md does not describe: {unnamed}"
 
 
 def test_linked_docs_exist() -> None:
-    links = re.findall(r"\]\(([^)#]+)\)", README)
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
     assert links
     assert [link for link in links if "://" not in link and not (REPO_ROOT / link).exists()] == []
-
-
-def test_files_named_in_policy_comments_exist() -> None:
-    """A comment in a Cedar file that names a file (`gate.yaml`, `factory.cedarschema`) names one that exists."""
-    policies = REPO_ROOT / "factory_pipelines" / "policies"
-    named = {
-        (path.relative_to(policies), name)
-        for path in policies.rglob("*.cedar")
-        for line in path.read_text().splitlines() if line.lstrip().startswith("//")
-        for name in re.findall(r"[\w./-]+\.(?:yaml|cedar|cedarschema|py)\b", line)
-    }
-    missing = [(str(f), n) for f, n in sorted(named)
-               if not any((base / n).exists() for base in (policies, REPO_ROOT, REPO_ROOT / "factory_pipelines"))]
-    assert not missing, missing
