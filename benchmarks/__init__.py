@@ -4,10 +4,16 @@ the same work in the same run and reports the ratio (see README.md). Run one wit
 
 Helpers shared by the benchmark modules live here. They import nothing from `factory_pipelines`: each
 benchmark first points `FACTORY_HOME` at a fresh temporary folder (`isolated_home`), then imports.
+
+Smoke runs (`--smoke`, or BENCH_SMOKE=1 in the environment): every benchmark at a few rows, one
+repetition, goals not judged, results written to BENCH_RESULTS_DIR (a temporary folder) instead of
+benchmarks/results. The test suite runs each one that way (tests/test_benchmarks.py), so a benchmark that
+no longer runs fails CI.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -25,6 +31,34 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 RESULTS_DIR = PACKAGE_DIR / "results"
 LIBRARIES = ("duckdb", "dagster", "feast", "great-expectations", "pandas", "pyarrow", "pydantic")
+SMOKE_ENV, RESULTS_ENV = "BENCH_SMOKE", "BENCH_RESULTS_DIR"
+
+
+def smoke() -> bool:
+    """Whether this is a smoke run: the benchmark must run end to end, its figures mean nothing."""
+    return os.environ.get(SMOKE_ENV, "") not in ("", "0")
+
+
+def add_smoke_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--smoke", action="store_true", help="a few rows, one repetition, goals not judged, "
+                        f"results in ${RESULTS_ENV} (also: {SMOKE_ENV}=1)")
+
+
+def parse_args(parser: argparse.ArgumentParser, **smoke_sizes: Any) -> argparse.Namespace:
+    """The arguments, with `smoke_sizes` (dest -> value) taking over the sizes in a smoke run."""
+    add_smoke_flag(parser)
+    args = parser.parse_args()
+    if args.smoke:
+        os.environ[SMOKE_ENV] = "1"
+    if smoke():
+        for dest, value in smoke_sizes.items():
+            setattr(args, dest, value)
+    return args
+
+
+def results_dir() -> Path:
+    """Where results go: benchmarks/results, or BENCH_RESULTS_DIR when set (smoke runs use a temporary folder)."""
+    return Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else RESULTS_DIR
 
 
 def isolated_home(name: str) -> Path:
@@ -149,6 +183,8 @@ def median(values: list[float]) -> float:
 
 
 def verdict(met: bool) -> str:
+    if smoke():
+        return "not judged (smoke run)"
     return "met" if met else "MISSED"
 
 
@@ -157,11 +193,12 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
     A summary row: case, metric, unit, project, bare, ratio (or None), goal (text), met (bool).
     """
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
-    payload = {"benchmark": name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **result}
+    directory = results_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    payload = {"benchmark": name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "smoke": smoke(), **result}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    print(f"result written to {path.relative_to(REPO_ROOT)}")
+    print(f"result written to {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
     return path
 
 

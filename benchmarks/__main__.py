@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks                 # all
     .venv/bin/python -m benchmarks online_features # some, by name
+    .venv/bin/python -m benchmarks --smoke         # each at a few rows, once, goals not judged (see SMOKE_ARGS)
 
 Exit code 0 when every benchmark ran, whether or not its goal was met (they are measurements, not
 tests); 1 when a benchmark crashed or wrote no result.
@@ -10,6 +11,7 @@ tests); 1 when a benchmark crashed or wrote no result.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,26 +19,37 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import REPO_ROOT, RESULTS_DIR, machine, number, print_machine
+from benchmarks import REPO_ROOT, SMOKE_ENV, machine, number, print_machine, results_dir
 
 BENCHMARKS = ("ingest_tickets", "online_features", "code_location_load", "agent_run", "audit_verify",
               "policy_gate")
+# How each benchmark is run small: its own `--smoke`, or the sizes of those that take them as flags.
+SMOKE_ARGS = {
+    "ingest_tickets": ["--rows", "2000", "--repeat", "1"],
+    "online_features": ["--calls-1", "4", "--calls-100", "2", "--rounds", "1"],
+}
+
+
+def command(name: str, smoke: bool) -> list[str]:
+    return [sys.executable, "-m", f"benchmarks.{name}", *(SMOKE_ARGS.get(name, ["--smoke"]) if smoke else [])]
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    smoke = "--smoke" in argv
+    names = [a for a in argv if a != "--smoke"] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
         return 2
+    env = {**os.environ, **({SMOKE_ENV: "1"} if smoke else {})}
     console = Console(width=None if sys.stdout.isatty() else 140)
     outcomes: dict[str, tuple[int, float, dict | None]] = {}
     for name in names:
-        console.rule(f"benchmarks.{name}")
+        console.rule(f"benchmarks.{name}" + (" (smoke run)" if smoke else ""))
         started = time.time()
-        code = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=REPO_ROOT).returncode
+        code = subprocess.run(command(name, smoke), cwd=REPO_ROOT, env=env).returncode
         elapsed = time.time() - started
-        path = RESULTS_DIR / f"{name}.json"
+        path = results_dir() / f"{name}.json"
         result = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime >= started else None
         outcomes[name] = (code, elapsed, result)
 
@@ -56,13 +69,15 @@ def main(argv: list[str]) -> int:
             continue
         for k, row in enumerate(result["summary"]):
             unit = row["unit"]
-            status = "[green]met[/green]" if row["met"] else "[bold red]MISSED[/bold red]"
+            status = "ran (smoke)" if result.get("smoke") else \
+                "[green]met[/green]" if row["met"] else "[bold red]MISSED[/bold red]"
             ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
             table.add_row(name if k == 0 else "", row["case"], row["metric"], f"{number(row['project'])} {unit}",
                           f"{number(row['bare'])} {unit}", ratio, row["goal"], status,
                           f"{elapsed:.0f} s" if k == 0 else "")
     console.print(table)
-    console.print(f"results: {RESULTS_DIR.relative_to(REPO_ROOT)}/<name>.json")
+    where = results_dir()
+    console.print(f"results: {where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where}/<name>.json")
     if failed:
         console.print(f"[red]benchmark(s) that did not complete: {', '.join(failed)}[/red]")
         return 1

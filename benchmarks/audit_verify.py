@@ -35,6 +35,7 @@ from benchmarks import (
     isolated_settings,
     median,
     number,
+    parse_args,
     print_summary_rows,
     verdict,
     write_result,
@@ -119,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000, help="entries in the log")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions per side")
-    args = parser.parse_args()
+    args = parse_args(parser, entries=2000, repeat=1)
 
     home = isolated_home(NAME)
     try:

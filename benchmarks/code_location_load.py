@@ -25,8 +25,10 @@ from benchmarks import (
     isolated_home,
     machine,
     median,
+    parse_args,
     print_machine,
     print_summary_rows,
+    smoke,
     verdict,
     write_result,
 )
@@ -75,7 +77,7 @@ def top_imports(env: dict[str, str], limit: int = 10) -> list[tuple[str, float]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    args = parse_args(parser, repeat=1)
 
     home = isolated_home(NAME)
     try:
@@ -85,7 +87,7 @@ def main() -> None:
         info = machine()
         print(f"== {NAME}: `{SIDES['project']}` vs `{SIDES['bare']}` in fresh processes, state in {home}")
         print_machine(info)
-        for code in SIDES.values():  # warm-up: bytecode caches, page cache
+        for code in SIDES.values() if not smoke() else ():  # warm-up: bytecode caches, page cache
             run(code, env)
         times: dict[str, list[float]] = {name: [] for name in SIDES}
         names = list(SIDES)
@@ -104,8 +106,7 @@ def main() -> None:
             print(f"  {label:40s} median {med[name]:.3f} s  ({', '.join(f'{t:.3f}' for t in times[name])})")
         print(f"  definitions on top of dagster: {med['project'] - med['bare']:.3f} s; "
               f"{probe['assets']} asset keys, {probe['modules']} modules loaded")
-        print(f"  heavy modules after loading the definitions: {probe['heavy'] or 'none'} -> "
-              f"{'met' if heavy_ok else 'MISSED'}")
+        print(f"  heavy modules after loading the definitions: {probe['heavy'] or 'none'} -> {verdict(heavy_ok)}")
         print("  import time by package (-X importtime, self time summed): "
               + ", ".join(f"{n} {s:.2f} s" for n, s in slowest))
         print(f"  ratio definitions/dagster: {ratio:.2f}  (goal <= {GOAL}) -> {verdict(ratio <= GOAL)}")

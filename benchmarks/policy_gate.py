@@ -5,16 +5,16 @@ threads=2) holding `staging.customers` (3,000 rows) and `staging.orders` (4,000 
 in the declared staging shapes; a real kill-switch journal with six flips (global, agent and tool switches,
 each turned on and off again: all off); the real policy files (`policies/`, set `support`, `gate.yaml`)
 through `PolicyEngineResource`; the `support_triage` manifest. Tickets are generated (seeded) the way the
-agent runtime sees them, and each ticket's calls follow the runtime (`lib/agent_runtime.py`): facts start
-as {ticket, text, features: {}, order: None, retrieval}, then `customer_features`, `kb_search`,
+agent runtime sees them, and each ticket's calls follow the runtime (`lib/agents/runtime.py`): facts start
+as `TicketFacts.of(ticket)` (ticket and text, nothing else known), then `customer_features`, `kb_search`,
 `order_lookup` (tickets naming an order), and the actions of the decided ticket: `issue_refund` (refund
 tickets) and `send_reply` (every ticket; body from the agent's reply templates, the "held" template
 after a refund the gate did not allow). Facts are updated between calls as the runtime does.
 
-Facts: the calls of one ticket SHARE one facts dict, as in the runtime, so the risk score
-(`facts["_risk"]`) is computed on the first call of a ticket and read from the cache by the others. Every
-timed pass starts from fresh facts copies and a fresh gate (`CedarGate.for_agent`) with a fresh
-`KillSwitches` on the journal, like a new agent run (the gate's customer-email cache starts empty).
+Facts: the calls of one ticket SHARE one `TicketFacts`, as in the runtime, filled in call by call, so
+the gate judges each risk signal once per distinct value of what it reads. Every timed pass starts from
+fresh facts copies and a fresh gate (`CedarGate.for_agent`) with a fresh `KillSwitches` on the journal,
+like a new agent run (the gate's customer-email cache starts empty).
 
 1. One decision. Project: `CedarGate.check(ToolRequest)` (kill switches, the Cedar request built from the
    call: risk, features, data age, budget; the order lookup of a refund and the reply scan with its
@@ -36,17 +36,20 @@ same request: neither in a tight loop); a pass of only the read-only calls (no d
 pass); the project's time per phase (kill switches, request, decision, verdict + record);
 `--profile` prints a cProfile of one project pass.
 
-    .venv/bin/python -m benchmarks.policy_gate [--calls N] [--batch N] [--rounds N] [--profile]
+Smoke run (`--smoke`): 40 calls, a batch of 50, one round; no goal judged.
+
+    .venv/bin/python -m benchmarks.policy_gate [--calls N] [--batch N] [--rounds N] [--profile] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from typing import Any
@@ -57,6 +60,7 @@ from benchmarks import (
     isolated_settings,
     median,
     number,
+    parse_args,
     print_summary_rows,
     verdict,
     write_result,
@@ -106,14 +110,14 @@ BODIES = {
 class Call:
     tool: str
     args: Any  # the validated input model, as the toolbox passes it to the gate
-    before: dict[str, Any]  # facts the runtime sets before this call
+    before: dict[str, Any]  # fields of the TicketFacts the runtime sets before this call
     side_effect: bool
 
 
 @dataclass
 class Ticket:
     tid: str
-    facts: dict[str, Any]  # at the start of the ticket (copied for every pass)
+    facts: Any  # the TicketFacts at the start of the ticket (copied for every pass)
     calls: list[Call] = field(default_factory=list)
     reply: tuple[dict[str, Any], dict[str, Any]] | None = None  # reply templates and facts, for a held reply
 
@@ -185,6 +189,7 @@ def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: in
     """Tickets with the calls the agent runtime makes for them, about `n_calls` calls in all."""
     import yaml
 
+    from factory_pipelines.lib.agents.facts import TicketFacts
     from factory_pipelines.lib.agents.rules import fill
     from factory_pipelines.lib.agents.tools import CATALOG
     from factory_pipelines.settings import PACKAGE_DIR
@@ -222,8 +227,7 @@ def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: in
         passages: list[dict[str, Any]] = [{"article_id": f"{a}#1", "title": t, "text": x, "score": round(8.0 - 1.5 * k, 4)}
                     for k, (a, t, x) in enumerate(rng.sample(ARTICLES, 3))]
         ids = [p["article_id"] for p in passages]
-        facts: dict[str, Any] = {"ticket": ticket, "text": f"{ticket['subject']}\n{ticket['body']}", "features": {}, "order": None,
-                 "retrieval": {"top_score": 0.0, "passages": []}}
+        facts = TicketFacts.of(ticket)
         t = Ticket(tid, facts)
 
         def add(tool: str, args: dict[str, Any], before: dict[str, Any], t: Ticket = t) -> None:
@@ -231,7 +235,7 @@ def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: in
             t.calls.append(Call(tool, spec.input.model_validate(args), before, spec.side_effect))
 
         add("customer_features", {"customer_id": customer_id, "ticket_id": tid}, {})
-        add("kb_search", {"query": facts["text"][:2000], "k": 3},
+        add("kb_search", {"query": facts.text[:2000], "k": 3},
             {"features": features, "feature_times": times})
         retrieval = {"top_score": passages[0]["score"], "passages": passages, "ids": ids}
         if order:
@@ -241,9 +245,9 @@ def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: in
             retrieval_or_order = {"retrieval": retrieval}
         decision = {"category": {"refund": "refund", "lookup_order": "shipping", "reply": "account"}[kind],
                     "priority": rng.choice(["low", "medium", "medium", "high"]), "action": kind}
-        state = {**facts, **retrieval_or_order, "retrieval": retrieval, "decision": decision}
+        state = replace(facts, **{**retrieval_or_order, "retrieval": retrieval}, decision=decision)
         cited = ids[:2]
-        reply_facts = {**state, "citations": ", ".join(f"[{c}]" for c in cited), "quote": passages[0]["text"][:300]}
+        reply_facts = state.values(citations=", ".join(f"[{c}]" for c in cited), quote=passages[0]["text"][:300])
         reply_body = str(fill(templates["templates"][kind], reply_facts)).strip()
         if rng.random() < 0.03:  # a leak the scan must catch
             reply_body += rng.choice([" Your temporary password: Welcome2026! is set.",
@@ -298,7 +302,7 @@ def prefetched_gate(sides: Sides, tickets: list[Ticket]) -> tuple[Any, int]:
     ticket (`AgentRunner.run` -> `gate.prefetch`); returns it and that cost spread over the calls, in ns."""
     gate = sides.gate()
     start = time.perf_counter_ns()
-    gate.prefetch([t.facts["ticket"] for t in tickets])
+    gate.prefetch([t.facts.ticket for t in tickets])
     calls = sum(len(t.calls) for t in tickets) or 1
     return gate, (time.perf_counter_ns() - start) // calls
 
@@ -309,10 +313,11 @@ def tool_requests(sides: Sides, tickets: list[Ticket]) -> Iterator[tuple[Call, A
     from factory_pipelines.lib.agents.tools import CATALOG
 
     for t in tickets:
-        facts = dict(t.facts)
+        facts = copy.copy(t.facts)
         for call in t.calls:
-            facts.update(call.before)
-            yield call, ToolRequest(sides.manifest.name, t.tid, CATALOG[call.tool], call.args, {"facts": facts})
+            for name, value in call.before.items():
+                setattr(facts, name, value)
+            yield call, ToolRequest(sides.manifest.name, t.tid, CATALOG[call.tool], call.args, facts)
 
 
 def requests_of(sides: Sides, tickets: list[Ticket]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -452,175 +457,237 @@ def profile(sides: Sides, tickets: list[Ticket]) -> str:
     return text.getvalue()
 
 
+@dataclass
+class World:
+    """The setup every pass shares: the gate's ingredients, the tickets and their calls, the recorded requests."""
+
+    sides: Sides
+    tickets: list[Ticket]
+    requests: list[dict[str, Any]]  # the Cedar request of every call
+    decisions: list[Any]  # the engine's decision on each
+    setup: dict[str, Any]
+
+    @property
+    def calls(self) -> list[Call]:
+        return [c for t in self.tickets for c in t.calls]
+
+    @property
+    def side_effect(self) -> list[bool]:
+        return [c.side_effect for c in self.calls]
+
+    @property
+    def mix(self) -> dict[str, int]:
+        return {tool: sum(c.tool == tool for c in self.calls) for tool in READ_ONLY + SIDE_EFFECTS}
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        return {o: sum(d.outcome == o for d in self.decisions) for o in ("allow", "deny", "escalate")}
+
+
+def build_world(settings: Any, con: Any, n_calls: int) -> World:
+    """The warehouse tables, a kill-switch journal with six flips (all off at the end), the gate's ingredients
+    and the seeded tickets with their calls (replies held where the refund was not allowed)."""
+    from factory_pipelines.lib.governance.kill_switches import KillSwitches
+
+    start = time.perf_counter()
+    setup: dict[str, Any] = build_warehouse(con)
+    switches = KillSwitches(settings.kill_switches_file)
+    for scope, target in (("global", ""), ("agent", "support_triage"), ("tool", "issue_refund")):
+        switches.flip(scope, target, True, "bench", "drill")  # type: ignore[arg-type]
+        switches.flip(scope, target, False, "bench", "drill over")  # type: ignore[arg-type]
+    setup["kill_switch_flips"] = len(switches.events())
+    sides = Sides(settings, con)
+    tickets = make_tickets(n_calls, latest_orders(con))
+    setup["held_replies"] = hold_replies(sides, tickets)
+    requests, decisions = requests_of(sides, tickets)
+    setup["setup_s"] = time.perf_counter() - start
+    world = World(sides, tickets, requests, decisions, setup)
+    calls = world.calls
+    print(f"setup in {setup['setup_s']:.1f} s: staging.customers {setup['customers_rows']:,} rows, "
+          f"staging.orders {setup['orders_rows']:,} rows ({ORDERS:,} orders); kill-switch journal "
+          f"{setup['kill_switch_flips']} flips, all off; policy set {sides.engine.name}@{sides.engine.hash} "
+          f"({len(sides.engine.policies)} policies, log-only set: {sides.engine.full is not None})")
+    print(f"{len(tickets)} tickets, {len(calls)} calls per pass ({len(calls) / len(tickets):.2f} a ticket, "
+          f"facts shared by the calls of a ticket): {world.mix}; {sum(world.side_effect)} side-effect calls")
+    print(f"decisions: {world.outcomes}; {setup['held_replies']} replies use the held template")
+    return world
+
+
+def check_sides_agree(world: World) -> None:
+    """Warm-up of both sides; they must see the same Cedar requests and agree on allow, or nothing is measured."""
+    verdicts: list[Any] = []
+    results: list[Any] = []
+    project_pass(world.sides, world.tickets, verdicts)
+    bare_pass(world.sides, world.requests, results)
+    same_requests = [v.request for v in verdicts] == world.requests
+    agree = all((v.decision == "allow") == r.allowed for v, r in zip(verdicts, results, strict=True))
+    print(f"same Cedar requests on both sides: {same_requests}; same allow/deny: {agree}")
+    if not (same_requests and agree and [v.decision for v in verdicts] == [d.outcome for d in world.decisions]):
+        raise SystemExit("the sides disagree: not measuring")
+
+
+def one_decision(world: World, rounds: int) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """`rounds` passes of each side, the side going first alternating; p50/p95 per call class and tool."""
+    ns: dict[str, list[int]] = {"project": [], "bare": []}
+    runs = {"project": lambda: project_pass(world.sides, world.tickets),
+            "bare": lambda: bare_pass(world.sides, world.requests)}
+    started = time.perf_counter()
+    for r in range(rounds):
+        for name in (("project", "bare") if r % 2 == 0 else ("bare", "project")):
+            ns[name].extend(runs[name]())
+    seconds = time.perf_counter() - started
+    flags = world.side_effect * rounds
+    classes = {"all": [True] * len(flags), "read_only": [not f for f in flags], "side_effect": flags}
+    tools = [c.tool for c in world.calls] * rounds
+    single: dict[str, Any] = {}
+    for cls, keep in [*classes.items(), *((tool, [t == tool for t in tools]) for tool in world.mix)]:
+        sel = {side: [v for v, k in zip(values, keep, strict=True) if k] for side, values in ns.items()}
+        single[cls] = {"calls": len(sel["project"]),
+                       **{f"{side}_{q}_us": pct(sel[side], p) for side in sel for q, p in (("p50", .5), ("p95", .95))}}
+        single[cls]["ratio_p50"] = single[cls]["project_p50_us"] / single[cls]["bare_p50_us"]
+        single[cls]["ratio_mean"] = sum(sel["project"]) / sum(sel["bare"])
+    print_one_decision(single, len(world.calls), rounds, seconds)
+    return single, ns
+
+
+def print_one_decision(single: dict[str, Any], calls: int, rounds: int, seconds: float) -> None:
+    print(f"\n[one decision] {calls:,} calls x {rounds} passes per side, side order alternating "
+          f"({seconds:.1f} s); microseconds per call")
+    print(f"  {'calls':22}{'n':>7}  {'project p50':>11} {'p95':>8}   {'bare p50':>8} {'p95':>8}   "
+          f"{'ratio p50':>9} {'ratio mean':>10}")
+    labels = {"all": "all (realistic mix)", "read_only": "read-only (no DB)", "side_effect": "side effects (DB)"}
+    for cls, row in single.items():
+        print(f"  {labels.get(cls, '  ' + cls):22}{row['calls']:>7,}  {row['project_p50_us']:>11.1f} "
+              f"{row['project_p95_us']:>8.1f}   {row['bare_p50_us']:>8.1f} {row['bare_p95_us']:>8.1f}   "
+              f"{row['ratio_p50']:>9.2f} {row['ratio_mean']:>10.2f}")
+    whole = single["all"]
+    print(f"  whole mix: ratio of p50 {whole['ratio_p50']:.2f} (goal <= {GOAL}) -> "
+          f"{verdict(whole['ratio_p50'] <= GOAL)}; project p50 {whole['project_p50_us']:.1f} us (goal < "
+          f"{GOAL_P50_US:.0f} us) -> {verdict(whole['project_p50_us'] < GOAL_P50_US)}")
+    print(f"  read-only calls only: ratio of p50 {single['read_only']['ratio_p50']:.2f}")
+
+
+def phases_report(world: World) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Median and mean us per phase of `check`, for read-only and side-effect calls (one instrumented pass)."""
+    phases = phases_pass(world.sides, world.tickets)
+    phase_us = {c: {p: pct(v, .5) for p, v in ps.items()} for c, ps in phases.items()}
+    phase_mean_us = {c: {p: sum(v) / len(v) / 1000 for p, v in ps.items()} for c, ps in phases.items()}
+    print("  where the project's time goes (one instrumented pass; median / mean us per phase):")
+    for c, ps in phase_us.items():
+        print(f"    {c:12} " + ", ".join(f"{p} {ps[p]:.1f} / {phase_mean_us[c][p]:.1f}" for p in ps))
+    return phase_us, phase_mean_us
+
+
+def diagnostics_report(world: World) -> dict[str, Any]:
+    """How much of the gap is the bare side's tight loop, and the database around the calls (no goal)."""
+    side_effect = world.side_effect
+    mixed = interleaved_pass(world.sides, world.tickets, world.requests)
+    reads = [Ticket(t.tid, t.facts, [c for c in t.calls if not c.side_effect]) for t in world.tickets]
+    read_requests = [r for r, f in zip(world.requests, side_effect, strict=True) if not f]
+    alone = {"project": project_pass(world.sides, reads), "bare": bare_pass(world.sides, read_requests)}
+    diagnostics: dict[str, Any] = {}
+    for label, pair, keep in (
+            ("interleaved call by call, all calls", mixed, [True] * len(side_effect)),
+            ("interleaved call by call, read-only calls", mixed, [not f for f in side_effect]),
+            ("interleaved call by call, side-effect calls", mixed, side_effect),
+            ("pass of the read-only calls alone (no DB in the pass)", alone, [True] * len(read_requests))):
+        sel = {side: [v for v, k in zip(values, keep, strict=True) if k] for side, values in pair.items()}
+        row = {f"{side}_p50_us": pct(v, .5) for side, v in sel.items()}
+        row["ratio_p50"] = row["project_p50_us"] / row["bare_p50_us"]
+        diagnostics[label] = row
+    print("  diagnostics (one pass each, no goal): p50 us project / bare, ratio")
+    for label, row in diagnostics.items():
+        print(f"    {label + ':':56}{row['project_p50_us']:8.1f} / {row['bare_p50_us']:6.1f}   {row['ratio_p50']:.2f}")
+    return diagnostics
+
+
+def batch_case(world: World, size: int, rounds: int) -> dict[str, Any]:
+    """`decide_many` vs `cedarpy.is_authorized_batch` on the recorded requests cycled to `size`, median us each."""
+    import cedarpy
+
+    batch = [world.requests[k % len(world.requests)] for k in range(size)]
+    engine, entities = world.sides.engine, world.sides.entities
+    batch_runs = {"project": lambda: engine.decide_many(batch, entities),
+                  "bare": lambda: cedarpy.is_authorized_batch(batch, engine.enforced, entities, engine.schema)}
+    answers = {name: fn() for name, fn in batch_runs.items()}  # warm-up
+    agree = all((d.outcome == "allow") == r.allowed for d, r in zip(answers["project"], answers["bare"], strict=True))
+    seconds: dict[str, list[float]] = {"project": [], "bare": []}
+    for r in range(rounds):
+        for name in (("project", "bare") if r % 2 == 0 else ("bare", "project")):
+            gc.collect()
+            start = time.perf_counter()
+            batch_runs[name]()
+            seconds[name].append(time.perf_counter() - start)
+    per = {name: median(v) / size * 1e6 for name, v in seconds.items()}
+    ratio = per["project"] / per["bare"]
+    print(f"\n[batch] {size:,} recorded requests, {rounds} repetitions per side, median; same allow/deny: {agree}")
+    print(f"  project decide_many:          {per['project']:7.2f} us per decision "
+          f"({median(seconds['project']) * 1000:.1f} ms a batch)")
+    print(f"  bare is_authorized_batch:     {per['bare']:7.2f} us per decision "
+          f"({median(seconds['bare']) * 1000:.1f} ms a batch)")
+    print(f"  ratio project/bare: {ratio:.2f}  (goal <= {GOAL}) -> {verdict(ratio <= GOAL)}")
+    return {"size": size, "seconds": seconds, "us_per_decision": per, "ratio": ratio, "agree": agree}
+
+
+def summary_rows(single: dict[str, Any], batch: dict[str, Any], calls: int, rounds: int) -> list[dict[str, Any]]:
+    whole, reads, effects = single["all"], single["read_only"], single["side_effect"]
+    return [
+        {"case": f"one decision, realistic mix ({calls:,} calls x {rounds})", "metric": "p50 latency", "unit": "us",
+         "project": whole["project_p50_us"], "bare": whole["bare_p50_us"], "ratio": whole["ratio_p50"],
+         "goal": f"<= {GOAL}", "met": whole["ratio_p50"] <= GOAL},
+        {"case": "one decision, realistic mix", "metric": "project p50", "unit": "us",
+         "project": whole["project_p50_us"], "bare": whole["bare_p50_us"], "ratio": None,
+         "goal": f"< {GOAL_P50_US:.0f} us", "met": whole["project_p50_us"] < GOAL_P50_US},
+        {"case": "one decision, read-only calls (no DB)", "metric": "p50 latency", "unit": "us",
+         "project": reads["project_p50_us"], "bare": reads["bare_p50_us"], "ratio": reads["ratio_p50"],
+         "goal": "reported", "met": True},
+        {"case": "one decision, refund/reply calls (DB)", "metric": "p50 latency", "unit": "us",
+         "project": effects["project_p50_us"], "bare": effects["bare_p50_us"], "ratio": effects["ratio_p50"],
+         "goal": "reported", "met": True},
+        {"case": f"batch of {batch['size']:,} requests", "metric": "per decision", "unit": "us",
+         "project": batch["us_per_decision"]["project"], "bare": batch["us_per_decision"]["bare"],
+         "ratio": batch["ratio"], "goal": f"<= {GOAL}", "met": batch["ratio"] <= GOAL},
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4000, help="tool calls per pass (tickets of ~4.3 calls)")
     parser.add_argument("--batch", type=int, default=5000, help="Cedar requests in the batch")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes per side (one decision and batch)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one project pass")
-    args = parser.parse_args()
+    args = parse_args(parser, calls=40, batch=50, rounds=1)
 
     home = isolated_home(NAME)
     try:
         settings, info = isolated_settings(home, f"{NAME}: CedarGate.check and decide_many vs bare cedarpy")
         info["libraries"]["cedarpy"] = metadata.version("cedarpy")
         print(f"cedarpy {info['libraries']['cedarpy']}")
-        import cedarpy
-
-        from factory_pipelines.lib.governance.kill_switches import KillSwitches
         from factory_pipelines.resources.warehouse import WarehouseResource
 
         with WarehouseResource(database=settings.warehouse).connect() as con:
-            start = time.perf_counter()
-            setup: dict[str, Any] = build_warehouse(con)
-            switches = KillSwitches(settings.kill_switches_file)
-            for scope, target in (("global", ""), ("agent", "support_triage"), ("tool", "issue_refund")):
-                switches.flip(scope, target, True, "bench", "drill")  # type: ignore[arg-type]
-                switches.flip(scope, target, False, "bench", "drill over")  # type: ignore[arg-type]
-            setup["kill_switch_flips"] = len(switches.events())
-            sides = Sides(settings, con)
-            tickets = make_tickets(args.calls, latest_orders(con))
-            setup["held_replies"] = hold_replies(sides, tickets)
-            requests, decisions = requests_of(sides, tickets)
-            setup["setup_s"] = time.perf_counter() - start
-            calls = [c for t in tickets for c in t.calls]
-            side_effect = [c.side_effect for c in calls]
-            mix = {tool: sum(c.tool == tool for c in calls) for tool in READ_ONLY + SIDE_EFFECTS}
-            outcomes = {o: sum(d.outcome == o for d in decisions) for o in ("allow", "deny", "escalate")}
-            print(f"setup in {setup['setup_s']:.1f} s: staging.customers {setup['customers_rows']:,} rows, "
-                  f"staging.orders {setup['orders_rows']:,} rows ({ORDERS:,} orders); kill-switch journal "
-                  f"{setup['kill_switch_flips']} flips, all off; policy set {sides.engine.name}@{sides.engine.hash} "
-                  f"({len(sides.engine.policies)} policies, log-only set: {sides.engine.full is not None})")
-            print(f"{len(tickets)} tickets, {len(calls)} calls per pass ({len(calls) / len(tickets):.2f} a ticket, "
-                  f"facts shared by the calls of a ticket): {mix}; {sum(side_effect)} side-effect calls")
-            print(f"decisions: {outcomes}; {setup['held_replies']} replies use the held template")
-
-            # Warm-up, and both sides must see the same requests and agree.
-            verdicts: list[Any] = []
-            results: list[Any] = []
-            project_pass(sides, tickets, verdicts)
-            bare_pass(sides, requests, results)
-            same_requests = [v.request for v in verdicts] == requests
-            agree = all((v.decision == "allow") == r.allowed for v, r in zip(verdicts, results, strict=True))
-            print(f"same Cedar requests on both sides: {same_requests}; same allow/deny: {agree}")
-            if not (same_requests and agree and [v.decision for v in verdicts] == [d.outcome for d in decisions]):
-                raise SystemExit("the sides disagree: not measuring")
-
-            ns: dict[str, list[int]] = {"project": [], "bare": []}
-            runs = {"project": lambda: project_pass(sides, tickets), "bare": lambda: bare_pass(sides, requests)}
-            started = time.perf_counter()
-            for r in range(args.rounds):
-                for name in (("project", "bare") if r % 2 == 0 else ("bare", "project")):
-                    ns[name].extend(runs[name]())
-            one_s = time.perf_counter() - started
-            flags = side_effect * args.rounds
-            classes = {"all": [True] * len(flags), "read_only": [not f for f in flags], "side_effect": flags}
-            tools = [c.tool for c in calls] * args.rounds
-            single: dict[str, Any] = {}
-            for cls, keep in [*classes.items(), *((tool, [t == tool for t in tools]) for tool in mix)]:
-                sel = {side: [v for v, k in zip(values, keep, strict=True) if k] for side, values in ns.items()}
-                single[cls] = {"calls": len(sel["project"]),
-                               **{f"{side}_{q}_us": pct(sel[side], p) for side in sel for q, p in (("p50", .5), ("p95", .95))}}
-                single[cls]["ratio_p50"] = single[cls]["project_p50_us"] / single[cls]["bare_p50_us"]
-                single[cls]["ratio_mean"] = sum(sel["project"]) / sum(sel["bare"])
-            print(f"\n[one decision] {len(calls):,} calls x {args.rounds} passes per side, side order alternating "
-                  f"({one_s:.1f} s); microseconds per call")
-            print(f"  {'calls':22}{'n':>7}  {'project p50':>11} {'p95':>8}   {'bare p50':>8} {'p95':>8}   "
-                  f"{'ratio p50':>9} {'ratio mean':>10}")
-            labels = {"all": "all (realistic mix)", "read_only": "read-only (no DB)", "side_effect": "side effects (DB)"}
-            for cls, row in single.items():
-                print(f"  {labels.get(cls, '  ' + cls):22}{row['calls']:>7,}  {row['project_p50_us']:>11.1f} "
-                      f"{row['project_p95_us']:>8.1f}   {row['bare_p50_us']:>8.1f} {row['bare_p95_us']:>8.1f}   "
-                      f"{row['ratio_p50']:>9.2f} {row['ratio_mean']:>10.2f}")
-            whole = single["all"]
-            ratio_met, p50_met = whole["ratio_p50"] <= GOAL, whole["project_p50_us"] < GOAL_P50_US
-            print(f"  whole mix: ratio of p50 {whole['ratio_p50']:.2f} (goal <= {GOAL}) -> {verdict(ratio_met)}; "
-                  f"project p50 {whole['project_p50_us']:.1f} us (goal < {GOAL_P50_US:.0f} us) -> {verdict(p50_met)}")
-            print(f"  read-only calls only: ratio of p50 {single['read_only']['ratio_p50']:.2f}")
-
-            phases = phases_pass(sides, tickets)
-            phase_us = {c: {p: pct(v, .5) for p, v in ps.items()} for c, ps in phases.items()}
-            phase_mean_us = {c: {p: sum(v) / len(v) / 1000 for p, v in ps.items()} for c, ps in phases.items()}
-            print("  where the project's time goes (one instrumented pass; median / mean us per phase):")
-            for c, ps in phase_us.items():
-                print(f"    {c:12} " + ", ".join(f"{p} {ps[p]:.1f} / {phase_mean_us[c][p]:.1f}" for p in ps))
-
-            # Diagnostics: how much of the gap is the bare side's tight loop, and the database around the calls.
-            mixed = interleaved_pass(sides, tickets, requests)
-            reads = [Ticket(t.tid, t.facts, [c for c in t.calls if not c.side_effect]) for t in tickets]
-            read_requests = [r for r, f in zip(requests, side_effect, strict=True) if not f]
-            alone = {"project": project_pass(sides, reads), "bare": bare_pass(sides, read_requests)}
-            diagnostics: dict[str, Any] = {}
-            for label, pair, keep in (
-                    ("interleaved call by call, all calls", mixed, [True] * len(side_effect)),
-                    ("interleaved call by call, read-only calls", mixed, [not f for f in side_effect]),
-                    ("interleaved call by call, side-effect calls", mixed, side_effect),
-                    ("pass of the read-only calls alone (no DB in the pass)", alone, [True] * len(read_requests))):
-                sel = {side: [v for v, k in zip(values, keep, strict=True) if k] for side, values in pair.items()}
-                row = {f"{side}_p50_us": pct(v, .5) for side, v in sel.items()}
-                row["ratio_p50"] = row["project_p50_us"] / row["bare_p50_us"]
-                diagnostics[label] = row
-            print("  diagnostics (one pass each, no goal): p50 us project / bare, ratio")
-            for label, row in diagnostics.items():
-                print(f"    {label + ':':56}{row['project_p50_us']:8.1f} / {row['bare_p50_us']:6.1f}   "
-                      f"{row['ratio_p50']:.2f}")
-
-            # Batch: recorded requests, cycled to --batch.
-            batch = [requests[k % len(requests)] for k in range(args.batch)]
-            engine, entities = sides.engine, sides.entities
-            batch_runs = {"project": lambda: engine.decide_many(batch, entities),
-                          "bare": lambda: cedarpy.is_authorized_batch(batch, engine.enforced, entities, engine.schema)}
-            answers = {name: fn() for name, fn in batch_runs.items()}  # warm-up
-            batch_agree = all((d.outcome == "allow") == r.allowed for d, r in zip(answers["project"], answers["bare"],
-                                                                                   strict=True))
-            batch_s: dict[str, list[float]] = {"project": [], "bare": []}
-            for r in range(args.rounds):
-                for name in (("project", "bare") if r % 2 == 0 else ("bare", "project")):
-                    gc.collect()
-                    start = time.perf_counter()
-                    batch_runs[name]()
-                    batch_s[name].append(time.perf_counter() - start)
-            per = {name: median(v) / args.batch * 1e6 for name, v in batch_s.items()}
-            batch_ratio = per["project"] / per["bare"]
-            print(f"\n[batch] {args.batch:,} recorded requests, {args.rounds} repetitions per side, median; "
-                  f"same allow/deny: {batch_agree}")
-            print(f"  project decide_many:          {per['project']:7.2f} us per decision "
-                  f"({median(batch_s['project']) * 1000:.1f} ms a batch)")
-            print(f"  bare is_authorized_batch:     {per['bare']:7.2f} us per decision "
-                  f"({median(batch_s['bare']) * 1000:.1f} ms a batch)")
-            print(f"  ratio project/bare: {batch_ratio:.2f}  (goal <= {GOAL}) -> {verdict(batch_ratio <= GOAL)}")
-
-            profile_text = profile(sides, tickets) if args.profile else None
-            if profile_text:
-                print("\ncProfile of one project pass\n" + profile_text)
-
-        summary = [
-            {"case": f"one decision, realistic mix ({len(calls):,} calls x {args.rounds})", "metric": "p50 latency",
-             "unit": "us", "project": whole["project_p50_us"], "bare": whole["bare_p50_us"], "ratio": whole["ratio_p50"],
-             "goal": f"<= {GOAL}", "met": ratio_met},
-            {"case": "one decision, realistic mix", "metric": "project p50", "unit": "us",
-             "project": whole["project_p50_us"], "bare": whole["bare_p50_us"], "ratio": None,
-             "goal": f"< {GOAL_P50_US:.0f} us", "met": p50_met},
-            {"case": "one decision, read-only calls (no DB)", "metric": "p50 latency", "unit": "us",
-             "project": single["read_only"]["project_p50_us"], "bare": single["read_only"]["bare_p50_us"],
-             "ratio": single["read_only"]["ratio_p50"], "goal": "reported", "met": True},
-            {"case": "one decision, refund/reply calls (DB)", "metric": "p50 latency", "unit": "us",
-             "project": single["side_effect"]["project_p50_us"], "bare": single["side_effect"]["bare_p50_us"],
-             "ratio": single["side_effect"]["ratio_p50"], "goal": "reported", "met": True},
-            {"case": f"batch of {args.batch:,} requests", "metric": "per decision", "unit": "us",
-             "project": per["project"], "bare": per["bare"], "ratio": batch_ratio, "goal": f"<= {GOAL}",
-             "met": batch_ratio <= GOAL},
-        ]
+            world = build_world(settings, con, args.calls)
+            check_sides_agree(world)
+            single, ns = one_decision(world, args.rounds)
+            phase_us, phase_mean_us = phases_report(world)
+            diagnostics = diagnostics_report(world)
+            batch = batch_case(world, args.batch, args.rounds)
+            if args.profile:
+                print("\ncProfile of one project pass\n" + profile(world.sides, world.tickets))
+        calls = world.calls
+        summary = summary_rows(single, batch, len(calls), args.rounds)
         print("\nsummary")
         print_summary_rows(summary)
-        print(f"(absolute figures: project p50 {number(whole['project_p50_us'])} us, p95 "
-              f"{number(whole['project_p95_us'])} us per decision)")
-        write_result(NAME, {"machine": info, "calls_per_pass": len(calls), "tickets": len(tickets), "rounds": args.rounds,
-                            "batch": args.batch, "tool_mix": mix, "decisions": outcomes, **setup,
+        print(f"(absolute figures: project p50 {number(single['all']['project_p50_us'])} us, p95 "
+              f"{number(single['all']['project_p95_us'])} us per decision)")
+        write_result(NAME, {"machine": info, "calls_per_pass": len(calls), "tickets": len(world.tickets),
+                            "rounds": args.rounds, "batch": args.batch, "tool_mix": world.mix,
+                            "decisions": world.outcomes, **world.setup,
                             "facts": "shared by the calls of a ticket; fresh facts and gate every pass",
-                            "one_decision": single, "diagnostics": diagnostics, "phases_median_us": phase_us, "phases_mean_us": phase_mean_us,
-                            "batch_seconds": batch_s, "batch_us_per_decision": per, "batch_ratio": batch_ratio,
-                            "samples_ns": ns, "sample_side_effect": side_effect, "summary": summary})
+                            "one_decision": single, "diagnostics": diagnostics, "phases_median_us": phase_us,
+                            "phases_mean_us": phase_mean_us, "batch_seconds": batch["seconds"],
+                            "batch_us_per_decision": batch["us_per_decision"], "batch_ratio": batch["ratio"],
+                            "samples_ns": ns, "sample_side_effect": world.side_effect, "summary": summary})
     finally:
         cleanup(home)
 
