@@ -61,7 +61,8 @@ def test_run_fails_with_exit_code_when_a_day_has_no_files(tmp_path: Path, monkey
     use_home(monkeypatch, tmp_path / "home")
     result = runner.invoke(app, ["run", "--start", "2026-11-01", "--end", "2026-11-01"])
     assert result.exit_code == 1, result.output
-    assert "no landing folder" in result.output and "1 run(s) failed: 2026-11-01" in result.output
+    text = " ".join(re.sub(r"[│┃]", " ", result.output).split())  # table cells wrap where the terminal ends
+    assert "no landing folder" in text and "1 run(s) failed: 2026-11-01" in text, result.output
     assert "Agent runs" not in result.output, "agents never run after a failed data plane"
     get_settings.cache_clear()
 
