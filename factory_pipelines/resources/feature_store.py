@@ -35,6 +35,7 @@ class _Service:
     service: Any  # feast.FeatureService
     names: list[str]  # the features it returns (without view prefixes), in order
     views: tuple[ViewTimes, ...]
+    online_until: float  # epoch seconds: end of the latest window materialized online (inf: a view never was)
     fetched: float
 
 
@@ -70,9 +71,10 @@ def _resolve(store: Any, name: str) -> _Service:
     now = time.monotonic()
     if cached is None or now - cached.fetched > SERVICE_REFRESH_SECONDS:
         service = store.get_feature_service(name, allow_cache=True)
-        views = []
+        views, ends = [], []
         for projection in service.feature_view_projections:
             view = store.get_feature_view(projection.name)
+            ends.append(max((end.timestamp() for _, end in view.materialization_intervals), default=float("inf")))
             source = view.batch_source
             mapping = {feast_name: column for column, feast_name in (source.field_mapping or {}).items()}
             join_keys = projection.join_key_map or {c.name: c.name for c in view.entity_columns}
@@ -82,8 +84,16 @@ def _resolve(store: Any, name: str) -> _Service:
                 source_path=getattr(source, "path", ""), timestamp_field=mapping.get(source.timestamp_field, source.timestamp_field),
                 ttl_seconds=int(view.ttl.total_seconds()) if view.ttl else 0))
         names = [f.name for p in service.feature_view_projections for f in p.features]
-        cached = _services[key] = _Service(service, names, tuple(views), now)
+        cached = _services[key] = _Service(service, names, tuple(views), max(ends, default=float("inf")), now)
     return cached
+
+
+@cache
+def _duckdb() -> Any:
+    """An in-memory DuckDB kept per process (opening one costs ~15 ms); each read takes its own cursor."""
+    import duckdb
+
+    return duckdb.connect()
 
 
 @cache
@@ -189,29 +199,34 @@ class FeatureStoreResource(dg.ConfigurableResource):
         (`<feature>__ts`, epoch seconds; 0 where no row was found): one row per entity, in order, in the shape of
         `online_features(..., timestamps=True)`.
 
-        From the online store where its row is that point-in-time row (none of its values is newer: the live
-        day), else from one point-in-time historical read of the same service for all the other entities (a
-        backfill, or a day the online store has moved past)."""
-        if not entity_rows:
-            return []
+        From the online store when it cannot hold anything newer (the latest window materialized for every view
+        ended by then: the live day) and its row agrees (no value newer, none past its TTL); else from one
+        point-in-time historical read of the same service for all the other entities (a backfill, or a day the
+        online store has moved past). The windows are the registry's of up to a minute ago: they only grow, so a
+        stale view sends a read to the row check, never past it."""
         store = self.store
         resolved = _resolve(store, service)
-        columns = _columns(store.get_online_features(features=resolved.service, entity_rows=entity_rows), True)
-        names = list(columns)
-        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-        stale = [i for i, (row, at) in enumerate(zip(rows, as_of, strict=True))
-                 if not online_is_as_of(row, int(at.timestamp()), resolved.views)]
+        rows: list[dict[str, Any] | None] = [None] * len(entity_rows)
+        live = [i for i, at in enumerate(as_of) if at.timestamp() >= resolved.online_until]
+        if live:
+            entities = entity_rows if len(live) == len(entity_rows) else [entity_rows[i] for i in live]
+            columns = _columns(store.get_online_features(features=resolved.service, entity_rows=entities), True)
+            names = list(columns)
+            for i, values in zip(live, zip(*columns.values(), strict=True), strict=True):
+                row = dict(zip(names, values, strict=True))
+                if online_is_as_of(row, int(as_of[i].timestamp()), resolved.views):
+                    rows[i] = row
+        stale = [i for i, row in enumerate(rows) if row is None]
         if stale:
             past = self._historical_rows(resolved, [entity_rows[i] for i in stale], [as_of[i] for i in stale])
             for i, row in zip(stale, past, strict=True):
                 rows[i] = row
-        return rows
+        return rows  # type: ignore[return-value]
 
     def _historical_rows(self, resolved: _Service, entity_rows: list[dict[str, Any]],
                          as_of: list[datetime]) -> list[dict[str, Any]]:
         """Point-in-time rows in the online response's shape: values from Feast's historical read, event times of
         the source rows that read joined (Feast does not return them) from the same Parquet files."""
-        import duckdb
         import pandas as pd
 
         keys = list(entity_rows[0])
@@ -219,7 +234,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
             event_timestamp=pd.to_datetime(as_of, utc=True), **{ROW_ID: range(len(entity_rows))})
         table = self.store.get_historical_features(entity_df=entities, features=resolved.service).to_arrow()
         values = {row[ROW_ID]: row for row in table.to_pylist()}
-        with duckdb.connect() as con:  # a view whose source is not a file gets no event times (0: unknown)
+        with _duckdb().cursor() as con:  # a view whose source is not a file gets no event times (0: unknown)
             con.register("entities", entities)
             times = {view.name: dict(con.execute(event_times_sql(view, row_id=ROW_ID)).fetchall())
                      if view.source_path else {} for view in resolved.views}

@@ -135,6 +135,7 @@ def test_the_live_day_is_read_from_the_online_store_alone(backfilled: Settings, 
     resource = build_resources(backfilled)["feature_store"]
     tickets = tickets_of(backfilled, DAYS[-1])[:5]
     entities = [{"customer_id": t["customer_id"], "ticket_id": t["ticket_id"]} for t in tickets]
+    entities.append({"customer_id": "C-99999", "ticket_id": "T-unknown"})  # nothing known: nothing newer either
     online = resource.online_features(entities, timestamps=True)
 
     def no_historical_read(*args: Any, **kwargs: Any) -> Any:
@@ -144,6 +145,7 @@ def test_the_live_day_is_read_from_the_online_store_alone(backfilled: Settings, 
     later = datetime(2026, 11, 4, 10, tzinfo=UTC)  # the next morning: every online value is in its past
     rows = resource.features_as_of(entities, [later] * len(entities))
     assert rows == [{k: v[i] for k, v in online.items()} for i in range(len(entities))]
+    assert rows[-1]["plan"] is None and rows[-1]["plan__ts"] == 0
 
 
 def test_the_online_read_answers_exactly_what_feast_does(backfilled: Settings) -> None:
@@ -158,3 +160,22 @@ def test_the_online_read_answers_exactly_what_feast_does(backfilled: Settings) -
         got = resource.online_features(entities, timestamps=timestamps)
         assert got == expected and list(got) == list(expected)
         assert all(type(a) is type(b) for k in expected for a, b in zip(got[k], expected[k], strict=True))
+
+
+def test_a_stale_view_of_the_online_windows_still_never_reads_the_future(backfilled: Settings,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from factory_pipelines.resources import feature_store
+
+    resource = build_resources(backfilled)["feature_store"]
+    ticket = tickets_of(backfilled, DAYS[1])[0]
+    entity = {"customer_id": ticket["customer_id"], "ticket_id": ticket["ticket_id"]}
+    at = datetime.fromisoformat(ticket["created_at"]).replace(tzinfo=UTC)
+    expected = resource.features_as_of([entity], [at])[0]
+    resolved = feature_store._resolve(resource.store, "support_agent_v1")
+    key = next(k for k, v in feature_store._services.items() if v is resolved)
+    # as if the registry had been read before any day was materialized online but the third
+    monkeypatch.setitem(feature_store._services, key, dataclasses.replace(resolved, online_until=0.0))
+    row = resource.features_as_of([entity], [at])[0]
+    assert row == expected and max(v for k, v in row.items() if k.endswith("__ts")) <= created(ticket)

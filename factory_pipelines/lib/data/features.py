@@ -134,12 +134,12 @@ class ViewTimes:
 
 
 def online_is_as_of(row: Mapping[str, Any], at: int, views: tuple[ViewTimes, ...]) -> bool:
-    """Whether an online row (features and their `__ts` epoch seconds) is what a point-in-time read at `at` (epoch
-    seconds) returns: every view has a row, none newer than `at`, none past its TTL. A view without an online row
-    is not trusted (its day may have been backfilled offline only)."""
+    """Whether an online row (features and their `__ts` epoch seconds) can stand for a point-in-time read at `at`
+    (epoch seconds): no view's values are newer than `at` or past the view's TTL. A view with no online row for
+    the entity (event time 0: a customer the CRM does not know) has no value newer than `at` either."""
     for view in views:
         ts = row.get(view.features[0] + EVENT_TIME_SUFFIX) or 0
-        if ts <= 0 or ts > at or (view.ttl_seconds and ts < at - view.ttl_seconds):
+        if ts > at or (ts and view.ttl_seconds and ts < at - view.ttl_seconds):
             return False
     return True
 

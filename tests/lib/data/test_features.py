@@ -30,8 +30,8 @@ def _row(customer_ts: int, ticket_ts: int) -> dict:
     (AT + 14 * 3600, AT, False, "the snapshot taken at the end of the ticket's day knows its future"),
     (AT + 5 * DAY, AT, False, "a later day's snapshot (a backfill after the online store moved on)"),
     (AT - 8 * DAY, AT, False, "older than the view's TTL: a point-in-time read returns nothing"),
-    (0, AT, False, "no online row: the day may have been backfilled offline only"),
-    (AT - 3600, 0, False, "no online row for the ticket"),
+    (0, AT, True, "no online row (a customer the CRM does not know): nothing newer than the ticket"),
+    (0, 0, True, "no row at all"),
     (AT - 3600, AT - 400 * DAY, True, "no TTL on the ticket view"),
 ])
 def test_an_online_row_is_trusted_only_when_it_is_the_point_in_time_row(customer_ts, ticket_ts, expected, why) -> None:
