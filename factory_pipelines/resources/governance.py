@@ -27,7 +27,7 @@ def _stamp(policies_dir: Path, name: str) -> tuple[tuple[str, int], ...]:
 
 
 class PolicyEngineResource(dg.ConfigurableResource):
-    """Authorizes every tool call of every agent (see lib/gate.py and docs/governance.md)."""
+    """Authorizes every tool call of every agent (see lib/governance/gate.py and docs/governance.md)."""
 
     policies_dir: str = Field(description="Folder with factory.cedarschema, common/, one folder per set, gate.yaml.")
     kill_switches_file: str = Field(description="Kill-switch journal (JSON lines).")

@@ -25,9 +25,10 @@ from factory_pipelines.lib.agents.outbox import canonical, done_result
 from factory_pipelines.lib.agents.retrieval import KbIndex
 from factory_pipelines.lib.agents.tools import CATALOG, ToolSpec
 from factory_pipelines.lib.config_files import problems
+from factory_pipelines.lib.data.features import EVENT_TIME_SUFFIX
 from factory_pipelines.lib.money import cents
 
-TIMESTAMP_SUFFIX = "__ts"  # Feast's suffix for a feature's event time (epoch seconds) in online responses
+
 class ToolCallError(RuntimeError):
     """A tool call failed: bad arguments, a broken output contract, or the tool raised."""
 
@@ -158,9 +159,9 @@ Implementation = Callable[[Any, ToolEnv], dict[str, Any]]
 def _customer_features(args: Any, env: ToolEnv) -> dict[str, Any]:
     entity = {"customer_id": args.customer_id} | ({"ticket_id": args.ticket_id} if args.ticket_id else {})
     values = env.online_features(entity)
-    features = {k: v for k, v in values.items() if k not in entity and not k.endswith(TIMESTAMP_SUFFIX)}
-    times = {k.removesuffix(TIMESTAMP_SUFFIX): datetime.fromtimestamp(v, UTC).isoformat()
-             for k, v in values.items() if k.endswith(TIMESTAMP_SUFFIX) and v and features.get(k.removesuffix(TIMESTAMP_SUFFIX)) is not None}
+    features = {k: v for k, v in values.items() if k not in entity and not k.endswith(EVENT_TIME_SUFFIX)}
+    times = {k.removesuffix(EVENT_TIME_SUFFIX): datetime.fromtimestamp(v, UTC).isoformat()
+             for k, v in values.items() if k.endswith(EVENT_TIME_SUFFIX) and v and features.get(k.removesuffix(EVENT_TIME_SUFFIX)) is not None}
     return {"customer_id": args.customer_id, "ticket_id": args.ticket_id, "features": features,
             "feature_service": env.feature_service, "event_times": times}
 
@@ -177,15 +178,15 @@ ORDER_COLUMNS = ("customer_id", "product", "amount", "currency", "amount_usd", "
 
 
 def orders_as_of(con: Any, order_ids: list[str], as_of: datetime | None) -> dict[str, dict[str, Any]]:
-    """Each order's state at `as_of` (its latest row of `staging.orders` updated by then; None: its latest
-    row); orders not known by then are left out. The one place the factory asks what an order was."""
+    """Each order as the shop's export knew it at `as_of` (None: now): per column, the value of its latest
+    row updated by then that has one (a later row without a refund amount does not erase the refund);
+    orders not known by then are left out. The one place the factory asks what an order was."""
     if not order_ids:
         return {}
     moment = as_of.replace(tzinfo=None) if as_of is not None else None
     rows = con.execute(
-        f"SELECT order_id, {', '.join(ORDER_COLUMNS)} FROM staging.orders "
-        "WHERE list_contains(?, order_id) AND (?::TIMESTAMP IS NULL OR updated_at <= ?) "
-        "QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC) = 1",
+        f"SELECT order_id, {', '.join(f'arg_max({c}, updated_at)' for c in ORDER_COLUMNS)} FROM staging.orders "
+        "WHERE list_contains(?, order_id) AND (?::TIMESTAMP IS NULL OR updated_at <= ?) GROUP BY order_id",
         [sorted(set(order_ids)), moment, moment]).fetchall()
     return {row[0]: dict(zip(ORDER_COLUMNS, row[1:], strict=True)) for row in rows}
 

@@ -73,7 +73,7 @@ class CedarGate:
         self._entities = self.engine.entities([agent_entity(self.agent, self.stage, self.version, self.tools)])
         self.shop = Shop(self.con, self.as_of)
         self._signal_paths = [(signal, signal.when.paths) for signal in self.config.signals]
-        ensure_audit_log(self.con)
+        review.ensure_review_queue(self.con)  # and the audit log: escalations and effects are written there
 
     @property
     def policy_hash(self) -> str:
@@ -124,7 +124,7 @@ class CedarGate:
                                   "policy_hash": verdict.policy_hash, "run_id": run_id, "partition": partition})])
 
     def prefetch(self, tickets: list[dict[str, Any]]) -> None:
-        """Look up the orders and customer emails a day of tickets will need, in two queries."""
+        """Look up the orders (as of the run's day and now) and customer emails a day of tickets will need, in bulk."""
         orders = {t.get("order_id") for t in tickets if t.get("order_id")}
         for ticket in tickets:
             orders |= set(order_refs(f"{ticket.get('subject') or ''} {ticket.get('body') or ''}"))

@@ -21,7 +21,7 @@ from factory_pipelines.lib.agents.outbox import canonical, done_result, idempote
 from factory_pipelines.lib.agents.tools import CATALOG
 from factory_pipelines.lib.governance.audit.chain import AuditEvent, append, ensure_audit_log
 from factory_pipelines.lib.governance.kill_switches import KillSwitches
-from factory_pipelines.lib.sql import table_exists, transaction
+from factory_pipelines.lib.sql import transaction
 
 REVIEW_DDL = """
 CREATE TABLE IF NOT EXISTS governance.review_queue (
@@ -65,9 +65,8 @@ def enqueue(con: Any, request: Any, verdict: Any, *, run_id: str, partition: str
 
 
 def status_of(con: Any, request: Any) -> str | None:
-    """The review status of this exact call (by idempotency key), or None when it was never escalated."""
-    if not table_exists(con, "governance", "review_queue"):
-        return None
+    """The review status of this exact call (by idempotency key), or None when it was never escalated.
+    The queue must exist (`ensure_review_queue`, once per connection: this runs on every side-effect call)."""
     key = idempotency_key(request.agent, request.ticket_id, request.tool.name, request.arguments)
     row = con.execute("SELECT status FROM governance.review_queue WHERE item_id = ?", [key]).fetchone()
     return row[0] if row else None

@@ -9,7 +9,7 @@ arguments or the facts the model could have shaped.
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -407,6 +407,37 @@ def test_a_partial_refund_leaves_the_rest_of_the_order_refundable(con: Any, tb: 
     over = tb.call("issue_refund", "T-1", refund_args(amount=0.01, reason="one more cent"), facts())
     assert (over.status, over.verdict.policies) == ("denied", ("refunds/more_than_paid",))
     assert count(con, "SELECT count(*) FROM agents.refunds") == 2
+
+
+def test_a_refund_the_shop_recorded_counts_when_a_later_export_row_has_no_refund_amount(con: Any, tb: Toolbox) -> None:
+    """The shop refunded the chair in full on 11-02; its next export row (a status update) leaves
+    refund_amount empty. The gate still sees the refund, so nothing more is paid out."""
+    con.execute("""INSERT INTO staging.orders VALUES
+        ('O-1000004', 'C-00001', 'Chair', 200.0, 'USD', 200.0, 'delivered', 200.0, '2026-11-02 09:00:00'),
+        ('O-1000004', 'C-00001', 'Chair', 200.0, 'USD', 200.0, 'delivered', NULL, '2026-11-03 08:00:00')""")
+    result = tb.call("issue_refund", "T-1", refund_args("O-1000004", 60.0, "wobbly leg"), facts())
+    assert (result.status, result.verdict.policies) == ("denied", ("refunds/more_than_paid",))
+    assert result.verdict.request["context"]["order"]["refunded_cents"] == 20000
+    lookup = tb.call("order_lookup", "T-1", {"order_id": "O-1000004"}, facts())
+    assert (lookup.output["refund_amount"], lookup.output["status"]) == (200.0, "delivered")
+
+
+def test_a_ticket_reading_features_newer_than_itself_escalates_its_side_effects(con: Any, tb: Toolbox) -> None:
+    """Features stamped after the ticket was written (a backfill reading the future) are stale, never fresh:
+    refunds and replies escalate, reads go on."""
+    ticket = {"ticket_id": "T-1", "customer_id": "C-00001", "created_at": datetime(2026, 11, 3, 10)}
+    future = facts(times={"plan": "2026-11-03T12:00:00+00:00", "tenure_days": FRESH})
+    future.ticket = ticket
+    refund = tb.call("issue_refund", "T-1", refund_args(), future)
+    assert refund.verdict.request["context"]["data"] == {"contracts_passed": True, "features_age_hours": 0,
+                                                         "features_after_ticket": True}
+    assert (refund.status, refund.verdict.policies) == ("escalated", ("data/features_after_ticket",))
+    reply = tb.call("send_reply", "T-1", reply_args("We are looking into it."), future)
+    assert (reply.status, reply.verdict.policies) == ("escalated", ("data/features_after_ticket",))
+    assert tb.call("order_lookup", "T-1", {"order_id": "O-1000001"}, future).status == "ok"
+    past = facts(times={"plan": "2026-11-03T08:00:00+00:00", "tenure_days": "2026-11-03T08:00:00+00:00"})
+    past.ticket = ticket
+    assert tb.call("issue_refund", "T-1", refund_args(reason="stopped heating"), past).status == "ok", "2 h old"
 
 
 def test_a_refund_in_the_orders_currency_is_judged_in_usd(con: Any, tb: Toolbox) -> None:

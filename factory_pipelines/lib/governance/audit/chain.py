@@ -24,7 +24,7 @@ file at a time, so there is nothing to serialize across processes. The anchor is
 `save_anchor(con, path)` after the commit, never by `append`, so a rollback cannot leave an anchor ahead
 of the log; it refuses to overwrite an anchor the log no longer matches, which would bless a truncation.
 
-`audit_verify.verify` re-hashes the chain and names what was changed.
+`audit.verify.verify` re-hashes the chain and names what was changed.
 """
 
 from __future__ import annotations
@@ -200,14 +200,23 @@ def record_alias_moves(con: Any, actor: str, moves: list[dict[str, Any]]) -> Non
 
 def unaudited_effects(con: Any) -> list[str]:
     """Executed side effects (outbox rows) that no audit event accounts for: each is written with its effect
-    (`effect_executed` by the agent, `review_executed` by the review sweep), so one missing was removed, or
-    the effect was written behind the factory's back."""
+    (`effect_executed` by the agent, `review_executed` by the review sweep; warehouses written before effects
+    had their own event account for them by the day's `tool_call` event with `executed`), so one missing was
+    removed, or the effect was written behind the factory's back."""
     if not table_exists(con, "agents", "outbox"):
         return []
-    rows = con.execute(
-        "SELECT o.idempotency_key, o.tool, o.ticket_id FROM agents.outbox o WHERE NOT EXISTS ("
-        "SELECT 1 FROM governance.audit_log a WHERE (a.kind = 'effect_executed' AND "
-        "json_extract_string(a.payload, '$.idempotency_key') = o.idempotency_key) OR (a.kind = 'review_executed' "
-        "AND json_extract_string(a.payload, '$.item_id') = o.idempotency_key)) ORDER BY o.executed_at").fetchall()
+    rows = con.execute("""
+        WITH keyed AS (
+            SELECT CASE kind WHEN 'effect_executed' THEN json_extract_string(payload, '$.idempotency_key')
+                             ELSE json_extract_string(payload, '$.item_id') END AS key
+            FROM governance.audit_log WHERE kind IN ('effect_executed', 'review_executed')),
+        called AS (
+            SELECT json_extract_string(payload, '$.run_id') AS run_id, json_extract_string(payload, '$.ticket_id')
+                   AS ticket_id, json_extract_string(payload, '$.tool') AS tool
+            FROM governance.audit_log WHERE kind = 'tool_call' AND json_extract(payload, '$.executed')::BOOLEAN)
+        SELECT o.idempotency_key, o.tool, o.ticket_id FROM agents.outbox o
+        ANTI JOIN keyed k ON k.key = o.idempotency_key
+        ANTI JOIN called c ON c.run_id = o.run_id AND c.ticket_id = o.ticket_id AND c.tool = o.tool
+        ORDER BY o.executed_at, o.idempotency_key""").fetchall()
     return [f"executed {tool} for ticket {ticket} (outbox key {key[:12]}) has no audit event"
             for key, tool, ticket in rows]

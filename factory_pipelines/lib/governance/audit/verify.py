@@ -200,7 +200,7 @@ def verify(con: Any, anchor: Path | None = None) -> VerifyReport:
     finally:
         reader.close()  # a reader left half-read keeps the connection busy
     problems = _classify(con, scan, anchored) + [Problem(0, "unaudited", detail) for detail in unaudited_effects(con)]
-    unique = list({(p.kind, p.seq): p for p in problems}.values())
+    unique = list({(p.kind, p.seq, p.detail if p.kind == "unaudited" else ""): p for p in problems}.values())
     unique.sort(key=lambda p: (p.seq, p.kind))
     return VerifyReport(entries=scan.entries, problems=unique[:MAX_PROBLEMS],
                         seconds=time.perf_counter() - start, head_seq=scan.head[0], head_hash=scan.head[1],

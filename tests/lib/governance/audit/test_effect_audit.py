@@ -11,7 +11,9 @@ from pathlib import Path
 import duckdb
 
 from factory_pipelines.lib.governance.audit.verify import verify
+from factory_pipelines.lib.governance.gate import record_agent_day
 from factory_pipelines.settings import REPO_ROOT
+from tests.lib.governance.world import AGENT, DAY, facts, refund_args, reply_args
 
 CHILD = """
 import os, signal, sys
@@ -68,3 +70,18 @@ def test_verify_names_an_executed_effect_without_its_audit_event(tmp_path: Path)
     assert not report.ok
     assert [(p.kind, p.detail.split(" (")[0]) for p in report.problems] == [
         ("unaudited", "executed issue_refund for ticket T-1")], report.summary()
+
+
+def test_verify_names_every_unaudited_effect_and_accepts_the_day_records_of_older_warehouses(con, tb) -> None:
+    """Each effect without its event is one problem; a warehouse written before effects had their own event
+    accounts for them by the day's `tool_call` events (executed), so upgrading does not fail verify."""
+    tb.call("issue_refund", "T-1", refund_args(), facts())
+    tb.call("issue_refund", "T-1", refund_args("O-1000004", 60.0), facts())
+    tb.call("send_reply", "T-1", reply_args("Your refund is on its way."), facts())
+    con.execute("DELETE FROM governance.audit_log WHERE kind = 'effect_executed'")
+    report = verify(con)
+    assert sorted(p.detail.split(" (")[0] for p in report.problems if p.kind == "unaudited") == [
+        "executed issue_refund for ticket T-1", "executed issue_refund for ticket T-1",
+        "executed send_reply for ticket T-1"], report.summary()
+    record_agent_day(con, AGENT, DAY, [], tb.records)  # the tool_call events of the day, as older runs wrote
+    assert verify(con).ok, verify(con).summary()
