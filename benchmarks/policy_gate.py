@@ -187,14 +187,14 @@ def features_for(rng: random.Random, ticket: dict[str, Any], known: bool) -> tup
 
 def make_tickets(n_calls: int, orders: dict[str, list[dict[str, Any]]], seed: int = 7) -> list[Ticket]:
     """Tickets with the calls the agent runtime makes for them, about `n_calls` calls in all."""
-    import yaml
-
     from factory_pipelines.lib.agents.facts import TicketFacts
+    from factory_pipelines.lib.agents.manifests import load_manifest
     from factory_pipelines.lib.agents.rules import fill
     from factory_pipelines.lib.agents.tools import CATALOG
     from factory_pipelines.settings import PACKAGE_DIR
 
-    templates = yaml.safe_load((PACKAGE_DIR / "defs" / "agents" / "replies" / "support_triage.yaml").read_text())
+    _, templates = load_manifest(PACKAGE_DIR / "defs" / "agents" / "manifests" / "support_triage.yaml").load_config(
+        PACKAGE_DIR / "defs" / "agents")
     rng = random.Random(seed)
     with_orders = sorted(orders)
     customers = [f"C-{i:05d}" for i in range(1, CUSTOMERS + 1)]

@@ -28,7 +28,9 @@ MODEL_POOL = "model_slots"
 INPUTS = ("tickets", "orders", "kb_articles")  # staging tables an agent reads, when fed
 
 TICKETS_SQL = """
-SELECT ticket_id, customer_id, strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created_at, channel, subject, body,
+SELECT ticket_id, customer_id, CASE WHEN microsecond(created_at) % 1000000 = 0  -- sub-seconds kept when there
+           THEN strftime(created_at, '%Y-%m-%d %H:%M:%S') ELSE strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') END
+       AS created_at, channel, subject, body,
        coalesce(order_id, '') AS order_id, coalesce(in_reply_to, '') AS in_reply_to
 FROM staging.tickets WHERE _partition = $day ORDER BY created_at, ticket_id
 """

@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from factory_pipelines.lib.agents.models.classifier import ClassifierSpec, load_spec
+from factory_pipelines.lib.data.features import ORDER_REF
 from factory_pipelines.resources.feature_store import FeatureStoreResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
@@ -27,7 +28,7 @@ SELECT t.ticket_id, t.customer_id, t.created_at, t.channel, t.subject, t.body, t
 FROM staging.tickets t
 LEFT JOIN LATERAL (
     SELECT amount FROM staging.orders o
-    WHERE o.order_id = coalesce(nullif(t.order_id, ''), regexp_extract(t.body, 'O-[0-9]{4,}'))
+    WHERE o.order_id = coalesce(nullif(t.order_id, ''), upper(regexp_extract(t.body, $order_ref)))
       AND o.updated_at <= t.created_at
     ORDER BY o.updated_at DESC LIMIT 1) o ON true
 WHERE t._partition::VARCHAR IN (SELECT unnest($days))
@@ -42,7 +43,7 @@ def training_frame(spec: ClassifierSpec, warehouse: WarehouseResource, feature_s
 
     days = sorted({row["_day"] for row in labels.values()})
     with warehouse.connect(read_only=True) as con:
-        tickets = con.execute(TICKETS_SQL, {"days": days}).df()
+        tickets = con.execute(TICKETS_SQL, {"days": days, "order_ref": ORDER_REF}).df()
     tickets = tickets[tickets["ticket_id"].isin(labels)]
     if tickets.empty:
         raise dg.Failure(f"no labelled ticket of {days} is in staging.tickets: run the data plane for those days first")
@@ -56,16 +57,17 @@ def training_frame(spec: ClassifierSpec, warehouse: WarehouseResource, feature_s
     return frame.sort_values(["created_at", "ticket_id"]).reset_index(drop=True)
 
 
-def rule_exclusions(spec: ClassifierSpec, frame: Any, rules_dir: Path) -> dict[str, Any]:
+def rule_exclusions(spec: ClassifierSpec, frame: Any, agents_dir: Path) -> dict[str, Any]:
     """Per target, the rows whose label a rule explains (left out of training that target)."""
     import pandas as pd
 
     from factory_pipelines.lib.agents.facts import parse_amount
+    from factory_pipelines.lib.agents.manifests import agent_file
     from factory_pipelines.lib.agents.rules import explained, load_rules
 
     if not spec.explained_by_rules:
         return {}
-    rules = load_rules(rules_dir / f"{spec.explained_by_rules}.yaml")
+    rules = load_rules(agent_file(agents_dir, "rules", spec.explained_by_rules))
     masks = {}
     for target in spec.targets:
         flags = []
@@ -80,7 +82,7 @@ def rule_exclusions(spec: ClassifierSpec, frame: Any, rules_dir: Path) -> dict[s
     return masks
 
 
-def build_model_assets(labels_dir: Path, rules_dir: Path) -> list[dg.AssetsDefinition]:
+def build_model_assets(labels_dir: Path, agents_dir: Path) -> list[dg.AssetsDefinition]:
     spec = load_spec(SPEC_FILE)
     code_version = hashlib.sha256(SPEC_FILE.read_bytes()).hexdigest()[:12]
 
@@ -109,7 +111,7 @@ def build_model_assets(labels_dir: Path, rules_dir: Path) -> list[dg.AssetsDefin
             raise dg.Failure(f"{len(days)} labelled day(s) {days}: need more than holdout_days={spec.holdout_days}")
         train_days, test_days = days[: -spec.holdout_days], days[-spec.holdout_days:]
         train, test = frame[frame["day"].isin(train_days)], frame[frame["day"].isin(test_days)]
-        exclude = rule_exclusions(spec, train, rules_dir)
+        exclude = rule_exclusions(spec, train, agents_dir)
         return _train_and_register(context, spec, tracking, warehouse, train, test, exclude, train_days, test_days)
 
     return [ticket_classifier]

@@ -24,6 +24,6 @@ def models_job(executor: dg.ExecutorDefinition) -> Any:
 
 def build(settings: Settings, upstream: dg.Definitions) -> dg.Definitions:
     """`models/ticket_classifier` when tickets are fed (it trains on them); `models_job` always."""
-    assets = build_model_assets(settings.labels_dir, settings.manifests_dir.parent / "rules") \
+    assets = build_model_assets(settings.labels_dir, settings.manifests_dir.parent) \
         if "tickets" in names(upstream, "staging") else []
     return dg.Definitions(assets=assets, jobs=[models_job(build_executor(settings))])

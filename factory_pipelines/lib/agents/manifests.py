@@ -160,9 +160,9 @@ class AgentManifest(_Strict):
         """The rule and reply files the manifest names, under the agents folder (`rules/`, `replies/`)."""
         files = {}
         if self.decision.rules:
-            files["rules"] = Path(agents_dir) / "rules" / f"{self.decision.rules}.yaml"
+            files["rules"] = agent_file(agents_dir, "rules", self.decision.rules)
         if self.reply:
-            files["replies"] = Path(agents_dir) / "replies" / f"{self.reply.templates}.yaml"
+            files["replies"] = agent_file(agents_dir, "replies", self.reply.templates)
         return files
 
     def load_config(self, agents_dir: Path) -> tuple[list[Rule], dict[str, Any] | None]:
@@ -171,6 +171,12 @@ class AgentManifest(_Strict):
         rules = load_rules(files["rules"]) if "rules" in files else []
         replies = read_mapping(files["replies"], "reply templates", ManifestError) if "replies" in files else None
         return rules, replies
+
+
+def agent_file(agents_dir: Path, kind: Literal["rules", "replies"], name: str) -> Path:
+    """Where a rule or reply file a manifest or the classifier names lives: `<agents dir>/<kind>/<name>.yaml`,
+    the agents dir being the parent of the manifests folder."""
+    return Path(agents_dir) / kind / f"{name}.yaml"
 
 
 def load_manifest(path: Path) -> AgentManifest:

@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ORDER_REF = re.compile(r"\b[Oo]-[0-9]{4,}\b")
+from factory_pipelines.lib.data.features import ORDER_REF as ORDER_REF_PATTERN
+
+ORDER_REF = re.compile(ORDER_REF_PATTERN)
 """An order reference in free text (`O-1000042`, any case); `order_refs` gives them as order ids."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from factory_pipelines.lib.sql import lit, q
 
+ORDER_REF = r"\b[Oo]-[0-9]{4,}\b"  # an order reference in free text (O-1000042, any case): Python and SQL
 EVENT_TIME_SUFFIX = "__ts"  # Feast's suffix for a feature's event time (epoch seconds) in online responses
 
 
@@ -102,7 +103,7 @@ def ticket_features_sql(partition: date, positive: list[str], negative: list[str
         round((pos_words - neg_words) / greatest(pos_words + neg_words, 1), 4)::DOUBLE AS sentiment,
         regexp_matches(lower({text}), 'refund|money back|reimburs|chargeback') AS mentions_refund,
         regexp_matches({text}, '[$€£] ?[0-9]|[0-9]+([.,][0-9]{{2}})? ?(usd|eur|gbp|dollars|euros)') AS mentions_amount,
-        (order_id IS NOT NULL OR regexp_matches({text}, 'O-[0-9]{{7}}')) AS has_order_ref,
+        (order_id IS NOT NULL OR regexp_matches({text}, {lit(ORDER_REF)})) AS has_order_ref,
         is_follow_up,
         timezone('UTC', created_at) AS event_timestamp
     FROM scored ORDER BY ticket_id
