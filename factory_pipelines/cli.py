@@ -25,7 +25,8 @@ from rich.table import Table
 
 from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
-from factory_pipelines.settings import REPO_ROOT, Settings, get_settings, turn_off_telemetry
+from factory_pipelines.servers import serve
+from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
 app = typer.Typer(help="AI Factory: governed agent workflows on Dagster.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -149,7 +150,7 @@ def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def stoppable(*args: Any, **kwargs: Any) -> Any:
-        from factory_pipelines.runs import Interrupted, SignalStop
+        from factory_pipelines.signals import Interrupted, SignalStop
 
         with SignalStop():
             try:
@@ -174,7 +175,8 @@ def run(
     and prompts, then agents."""
     from factory_pipelines.defs.agents.definitions import why_no_agents_job
     from factory_pipelines.defs.agents.schedules import AGENTS_JOB
-    from factory_pipelines.runs import SignalStop, load_definitions
+    from factory_pipelines.runs import load_definitions
+    from factory_pipelines.signals import SignalStop
 
     settings = get_settings()
     days = _days(settings, start, end)
@@ -216,7 +218,8 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
               stop_after_failed_data_plane: bool) -> dict[str, list]:
     """Each job over the days in order, with a progress bar on a terminal and a line per run otherwise (a
     service's log); stops early after a signal (see `SignalStop`) or a failed data plane."""
-    from factory_pipelines.runs import Interrupted, SignalStop, run_partitions
+    from factory_pipelines.runs import run_partitions
+    from factory_pipelines.signals import Interrupted, SignalStop
 
     stop = SignalStop.current()
     outcomes: dict[str, list] = {}
@@ -258,20 +261,11 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
     return outcomes
 
 
-def _span(keys: list[str]) -> str:
-    """Days as short ranges: `2026-11-01 .. 2026-11-03, 2026-11-05`."""
-    parts: list[list[str]] = []
-    for key in keys:
-        if parts and date.fromisoformat(key) - date.fromisoformat(parts[-1][-1]) == timedelta(days=1):
-            parts[-1].append(key)
-        else:
-            parts.append([key])
-    return ", ".join(p[0] if len(p) == 1 else f"{p[0]} .. {p[-1]}" for p in parts)
-
-
 def _print_interrupted(signal_name: str, jobs: list[str], keys: list[str], outcomes: dict[str, list]) -> None:
     """What a signal left behind: the runs that finished, the one it interrupted, what did not start, and the
     commands that do the rest (re-running a day is safe: loads replace the day, done side effects are skipped)."""
+    from factory_pipelines.runs import span
+
     console.print(f"[red]Stopped by {signal_name}.[/red]")
     resume: list[str] = []
     for name in jobs:
@@ -292,16 +286,16 @@ def _print_interrupted(signal_name: str, jobs: list[str], keys: list[str], outco
         ok = [o.partition for o in finished if o.success]
         failed = [o.partition for o in finished if not o.success]
         if ok:
-            console.print(f"  finished: {label} {_span(ok)}")
+            console.print(f"  finished: {label} {span(ok)}")
         if failed:
-            console.print(f"  finished, FAILED: {label} {_span(failed)} (see `factory status`)")
+            console.print(f"  finished, FAILED: {label} {span(failed)} (see `factory status`)")
         for o in interrupted:
             console.print(f"  interrupted: {label} {o.partition} (run {o.run_id[:8]}, failed in Dagster)")
         ran = {o.partition for o in finished}
         left = [k for k in keys if k not in ran]
         not_started = [k for k in left if k not in {o.partition for o in interrupted}]
         if not_started:
-            console.print(f"  not started: {label} {_span(not_started)}")
+            console.print(f"  not started: {label} {span(not_started)}")
         if left:
             resume.append(f"factory run --job {name} --start {left[0]} --end {left[-1]}")
     if resume:
@@ -339,63 +333,17 @@ def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
 @app.command()
 def status(start: StartOpt = None, end: EndOpt = None) -> None:
     """What is materialized, which checks passed or failed, and quarantine counts, per source and day."""
-    from factory_pipelines.runs import status_tables
+    from factory_pipelines.runs import days_shown, days_to_show, materialized_days, status_tables
 
     settings = get_settings()
     prepare_instance(settings)
     days = _days(settings, start, end)
-    materialized = _materialized_days()
-    shown = _days_to_show(days, materialized, max(7, (console.width - 44) // 8))
+    materialized = materialized_days()
+    shown = days_to_show(days, materialized, max(7, (console.width - 44) // 8))
     keys = [d.isoformat() for d in shown]
     for table in status_tables(keys, settings):
         console.print(table)
-    console.print(_days_shown(shown, days, start, end, materialized - set(keys)), soft_wrap=True)
-
-
-def _days_to_show(days: list[date], materialized: set[str], columns: int) -> list[date]:
-    """The range, or when it has more days than fit as columns, the last `columns` of them ending at the
-    latest day with a materialization in it (a range from an old FACTORY_START_DATE would squash every column
-    to nothing)."""
-    if len(days) <= columns:
-        return days
-    done = [i for i, d in enumerate(days) if d.isoformat() in materialized]
-    last = done[-1] if done else len(days) - 1
-    first = max(0, last - columns + 1)
-    return days[first:first + columns]
-
-
-def _days_shown(shown: list[date], days: list[date], start: datetime | None, end: datetime | None,
-                elsewhere: set[str]) -> str:
-    """Which days `status` looked at, where the range came from, how to look at others, and the days not shown
-    that have materializations."""
-    origin = " and ".join(dict.fromkeys([
-        "--start" if start else "FACTORY_START_DATE", "--end" if end else "FACTORY_END_DATE"]))
-    count = f"{len(shown)} day{'s' if len(shown) > 1 else ''}"
-    if len(shown) < len(days):
-        count = f"the {count} that fit, of the {len(days)} of {days[0]} .. {days[-1]}"
-    text = (f"Days shown: {shown[0]} .. {shown[-1]} ({count}; range from {origin}). Other days: "
-            "`factory status --start YYYY-MM-DD --end YYYY-MM-DD`; the default range is "
-            "FACTORY_START_DATE .. FACTORY_END_DATE (docs/settings.md).")
-    if elsewhere:
-        text += f"\nMaterialized days not shown: {_span(sorted(elsewhere))}."
-    return text
-
-
-def _materialized_days() -> set[str]:
-    """Every day some asset of the instance has a materialization for."""
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        found = {p for key in instance.get_asset_keys() for p in instance.get_materialized_partitions(key)}
-    return {p for p in found if _is_day(p)}
-
-
-def _is_day(key: str) -> bool:
-    try:
-        date.fromisoformat(key)
-    except ValueError:
-        return False
-    return len(key) == 10
+    console.print(days_shown(shown, days, start, end, materialized - set(keys)), soft_wrap=True)
 
 
 @app.command()
@@ -445,76 +393,10 @@ def ui(
     target = ["-m", "factory_pipelines.definitions"]
     bin_dir = Path(sys.executable).parent
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
-    raise typer.Exit(_serve({
+    raise typer.Exit(serve({
         "dagster-webserver": [str(bin_dir / "dagster-webserver"), *target, "-h", host, "-p", str(port)],
         "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", *target],
-    }, settings.child_env()))
-
-
-STOP_GRACE_S = 5.0  # after forwarding a stop signal, how long the servers get before they are killed
-
-
-def _serve(commands: dict[str, list[str]], env: dict[str, str]) -> int:
-    """Run long-lived servers as children in one process group of their own until a SIGINT or SIGTERM arrives
-    or one of them exits, then stop them all and return the exit code.
-
-    `dagster dev` started without a terminal (by a service manager, a script, a test) ignores SIGINT and
-    SIGTERM, so this does what it does by hand: the signal is forwarded to the whole group (the servers and
-    the code servers they start), whatever is left after STOP_GRACE_S is killed, and nothing outlives us.
-    """
-    received: list[int] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        received.append(signum)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    children: dict[str, subprocess.Popen] = {}
-    group = 0
-    try:
-        for name, command in commands.items():
-            if received:
-                break
-            child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, process_group=group)
-            group = group or child.pid
-            children[name] = child
-        while not received and all(c.poll() is None for c in children.values()):
-            time.sleep(0.2)
-    finally:
-        _stop_group(group, children, received[0] if received else signal.SIGTERM)
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-    codes = {name: c.returncode for name, c in children.items()}
-    if received:
-        console.print(f"[red]Stopped by {signal.Signals(received[0]).name}[/red]: "
-                      + ", ".join(f"{n} exited {c}" for n, c in codes.items()) + ".")
-        return 128 + received[0]
-    gone = [(n, c) for n, c in codes.items() if c is not None and c != -signal.SIGTERM]
-    name, code = gone[0] if gone else next(iter(codes.items()))
-    console.print(f"[red]{name} exited with code {code}[/red]; stopped the others. Its output above says why.")
-    return code or 1
-
-
-def _stop_group(group: int, children: dict[str, subprocess.Popen], signum: int) -> None:
-    """Forward `signum` to the process group, wait up to STOP_GRACE_S for the children, then kill what is left
-    of the group (grandchildren included)."""
-    if not group:
-        return
-    for sig in (signum, signal.SIGKILL):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            break  # the group is empty
-        deadline = time.monotonic() + (STOP_GRACE_S if sig != signal.SIGKILL else 5.0)
-        for child in children.values():
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                pass
-        if sig == signum and all(c.poll() is not None for c in children.values()):
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                break  # every member is gone
+    }, settings.child_env(), console))
 
 
 @app.command("mlflow-ui")
@@ -529,7 +411,7 @@ def mlflow_ui(
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,
                "--default-artifact-root", settings.mlflow_artifact_root, "--host", host, "--port", str(port), "--workers", "1"]
     console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
-    raise typer.Exit(_serve({"mlflow server": command}, settings.child_env()))
+    raise typer.Exit(serve({"mlflow server": command}, settings.child_env(), console))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

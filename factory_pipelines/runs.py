@@ -8,19 +8,18 @@ the instance (materialized partitions, latest check evaluations) and the quarant
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from types import FrameType
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from rich.table import Table
 
 from factory_pipelines.settings import Settings
+from factory_pipelines.signals import Interrupted, SignalStop
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # the summary reports failures
 PID_TAG, HOST_TAG = "factory/pid", "factory/host"
@@ -40,119 +39,6 @@ class PartitionOutcome:
     skipped_steps: list[str] = field(default_factory=list)
     error: str = ""
     interrupted: bool = False  # a SIGINT or SIGTERM arrived while it ran
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-RESEND_S = 0.1  # a signal that came while a run was being set up is sent again after this
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived outside a run: unwinds at once, like KeyboardInterrupt (not an Exception)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class SignalStop:
-    """One SIGINT or SIGTERM stops a whole loop of in-process runs, not only the run it arrives in.
-
-    While a run executes, Dagster's own handlers replace ours: the signal becomes an interrupted run
-    (failed, with the step that was running) and `execute_in_process` returns as if the day had merely
-    failed. A wakeup fd sees every signal whichever Python handler takes it, so after each run the loop
-    knows it must stop. Outside a run (loading the definitions, between days) the signal raises
-    `Interrupted` at once; in the moments `execute_in_process` spends outside Dagster's handlers (creating
-    the run, building its result) it is sent again RESEND_S later, so that it lands in the run. Used as a
-    context manager on the main thread; elsewhere it does nothing.
-    """
-
-    _installed: SignalStop | None = None  # signal handlers are per process, so is the stop that holds them
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._in_run = False
-        self._active = False
-        self._previous: dict[int, Any] = {}
-        self._wakeup_fd = -1
-        self._sockets: tuple[socket.socket, socket.socket] | None = None
-        self._outer: SignalStop | None = None
-
-    def __enter__(self) -> SignalStop:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        self._sockets = (reader, writer)
-        self._previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-        for s in STOP_SIGNALS:  # also when the parent left SIGINT ignored (a background job of a script)
-            signal.signal(s, self._handle)
-        self._wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        self._active = True
-        self._outer, SignalStop._installed = SignalStop._installed, self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._active:
-            return
-        self._drain()
-        signal.set_wakeup_fd(self._wakeup_fd)
-        for s, handler in self._previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        for sock in self._sockets or ():
-            sock.close()
-        self._active = False
-        SignalStop._installed = self._outer
-
-    @classmethod
-    def current(cls) -> SignalStop:
-        """The stop installed by the innermost `with SignalStop()` of this process, or one that never stops."""
-        return cls._installed or cls()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether a stop signal has arrived (the first one's number is in `signum`)."""
-        self._drain()
-        return self.signum is not None
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Around one `execute_in_process`: a signal arriving in it stops the loop after the run returns."""
-        self._in_run = True
-        try:
-            yield
-        finally:
-            self._in_run = False
-            self._drain()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signum = self.signum or signum
-        if self._in_run:
-            # `execute_in_process` is creating the run or building its result, outside Dagster's handlers.
-            # Raising here could leave a run half made; send the signal again shortly instead: if the run is
-            # executing by then, Dagster's handler takes it and interrupts the run at once.
-            threading.Timer(RESEND_S, self._resend, (signum,)).start()
-            return
-        raise Interrupted(signum)
-
-    def _resend(self, signum: int) -> None:
-        if self._in_run:
-            os.kill(os.getpid(), signum)
-
-    def _drain(self) -> None:
-        if not self._sockets:
-            return
-        try:
-            while data := self._sockets[0].recv(64):
-                for signum in data:
-                    if signum in STOP_SIGNALS:
-                        self.signum = self.signum or signum
-        except (BlockingIOError, InterruptedError):
-            pass
 
 
 def load_definitions() -> dg.Definitions:
@@ -467,3 +353,60 @@ def status_tables(partitions: list[str], settings: Settings) -> list[Table]:
             cells = [{"SUCCEEDED": "✓", "FAILED": "✗"}.get(statuses.get(p, ""), "·") for p in partitions]
             checks.add_row(check_key.to_user_string(), *cells)
     return [assets, checks, quarantine_table(settings, partitions)]
+
+
+def span(keys: list[str]) -> str:
+    """Days as short ranges: `2026-11-01 .. 2026-11-03, 2026-11-05`."""
+    parts: list[list[str]] = []
+    for key in keys:
+        if parts and date.fromisoformat(key) - date.fromisoformat(parts[-1][-1]) == timedelta(days=1):
+            parts[-1].append(key)
+        else:
+            parts.append([key])
+    return ", ".join(p[0] if len(p) == 1 else f"{p[0]} .. {p[-1]}" for p in parts)
+
+
+def days_to_show(days: list[date], materialized: set[str], columns: int) -> list[date]:
+    """The range, or when it has more days than fit as columns, the last `columns` of them ending at the
+    latest day with a materialization in it (a range from an old FACTORY_START_DATE would squash every column
+    to nothing)."""
+    if len(days) <= columns:
+        return days
+    done = [i for i, d in enumerate(days) if d.isoformat() in materialized]
+    last = done[-1] if done else len(days) - 1
+    first = max(0, last - columns + 1)
+    return days[first:first + columns]
+
+
+def days_shown(shown: list[date], days: list[date], start: datetime | None, end: datetime | None,
+                elsewhere: set[str]) -> str:
+    """Which days `status` looked at, where the range came from, how to look at others, and the days not shown
+    that have materializations."""
+    origin = " and ".join(dict.fromkeys([
+        "--start" if start else "FACTORY_START_DATE", "--end" if end else "FACTORY_END_DATE"]))
+    count = f"{len(shown)} day{'s' if len(shown) > 1 else ''}"
+    if len(shown) < len(days):
+        count = f"the {count} that fit, of the {len(days)} of {days[0]} .. {days[-1]}"
+    text = (f"Days shown: {shown[0]} .. {shown[-1]} ({count}; range from {origin}). Other days: "
+            "`factory status --start YYYY-MM-DD --end YYYY-MM-DD`; the default range is "
+            "FACTORY_START_DATE .. FACTORY_END_DATE (docs/settings.md).")
+    if elsewhere:
+        text += f"\nMaterialized days not shown: {span(sorted(elsewhere))}."
+    return text
+
+
+def materialized_days() -> set[str]:
+    """Every day some asset of the instance has a materialization for."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        found = {p for key in instance.get_asset_keys() for p in instance.get_materialized_partitions(key)}
+    return {p for p in found if is_day(p)}
+
+
+def is_day(key: str) -> bool:
+    try:
+        date.fromisoformat(key)
+    except ValueError:
+        return False
+    return len(key) == 10
