@@ -18,6 +18,7 @@ columns, duplicate keys) are measured separately.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from datetime import date
 from pathlib import Path
@@ -114,39 +115,48 @@ def _declared_columns(spec: Any) -> str:
     return "{" + ", ".join(f"'{c.file_name}': '{c.type}'" for c in spec.columns) + "}"
 
 
-def run_project(spec: Any, landing: Path, db: Path, run_id: str) -> tuple[float, Any]:
+def cpu_seconds() -> float:
+    """CPU time of this process so far (all threads: DuckDB's workers and the hashing thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_project(spec: Any, landing: Path, db: Path, run_id: str) -> tuple[float, Any, float]:
+    """Seconds, the load report and the CPU seconds of one project load."""
     from factory_pipelines.lib.data.ingest import load_partition
     from factory_pipelines.resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(database=str(db))
     with warehouse.connect() as con:  # opened before the clock starts, like the bare side
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         report = load_partition(con, spec, landing, PARTITION, run_id)
         con.close()  # the context manager closes again: a no-op
         elapsed = time.perf_counter() - start
-    return elapsed, report
+    return elapsed, report, cpu_seconds() - cpu
 
 
-def run_bare(csv_file: Path, columns: str, db: Path) -> tuple[float, int]:
+def run_bare(csv_file: Path, columns: str, db: Path) -> tuple[float, int, float]:
+    """Seconds, rows and CPU seconds of one bare `read_csv` CTAS."""
     import duckdb
 
     con = duckdb.connect(str(db), config={"threads": THREADS})
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv_file}', columns={columns}, header=true, "
                 "auto_detect=false)")
     rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
     con.close()
-    return time.perf_counter() - start, rows
+    return time.perf_counter() - start, rows, cpu_seconds() - cpu
 
 
 def phase_breakdown(spec: Any, landing: Path, db: Path) -> dict[str, float]:
     """One extra, instrumented project load: seconds spent per phase (not part of the measurement)."""
     from factory_pipelines.lib.data import ingest
+    from factory_pipelines.lib.data.partition_load import PartitionLoad
 
     spent: dict[str, float] = {}
 
-    def wrap(owner: Any, attr: str, label: str) -> Any:
-        original = getattr(owner, attr)
+    def wrap(owner: Any, attr: str, label: str) -> tuple[Any, str, Any]:
+        original = owner[attr] if isinstance(owner, dict) else getattr(owner, attr)
 
         def timed_call(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
@@ -155,22 +165,30 @@ def phase_breakdown(spec: Any, landing: Path, db: Path) -> dict[str, float]:
             finally:
                 spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
 
-        setattr(owner, attr, timed_call)
-        return original
+        if isinstance(owner, dict):
+            owner[attr] = timed_call
+        else:
+            setattr(owner, attr, timed_call)
+        return owner, attr, original
 
     patched = [
-        (ingest, "data_version", wrap(ingest, "data_version", "data_version (sha256 of the file)")),
-        (ingest, "ensure_tables", wrap(ingest, "ensure_tables", "ensure_tables")),
-        (ingest._Loader, "csv_file", wrap(ingest._Loader, "csv_file", "csv_file (typed read_csv + insert + rejects)")),
-        (ingest._Loader, "apply_row_rules", wrap(ingest._Loader, "apply_row_rules", "apply_row_rules (rules + duplicate keys)")),
-        (ingest._Loader, "reconcile", wrap(ingest._Loader, "reconcile", "reconcile (counts)")),
+        wrap(ingest, "data_version", "data_version (sha256 of the file, in a thread)"),
+        wrap(ingest, "ensure_tables", "ensure_tables"),
+        wrap(PartitionLoad, "discard", "delete the partition"),
+        wrap(ingest.READERS, "csv", "csv_file (typed read_csv into raw + rejects)"),
+        wrap(PartitionLoad, "number_rows", "number_rows (after the commit)"),
+        wrap(ingest, "apply_row_rules", "apply_row_rules (rules + duplicate keys)"),
+        wrap(PartitionLoad, "reconcile", "reconcile (counts)"),
     ]
     try:
-        total, _ = run_project(spec, landing, db, "bench-breakdown")
+        total, _, _ = run_project(spec, landing, db, "bench-breakdown")
     finally:
         for owner, attr, original in patched:
-            setattr(owner, attr, original)
-    spent["other (delete, commit, close)"] = total - sum(spent.values())
+            if isinstance(owner, dict):
+                owner[attr] = original
+            else:
+                setattr(owner, attr, original)
+    spent["other (commits, close)"] = total - sum(v for k, v in spent.items() if not k.startswith("data_version"))
     spent["total"] = total
     return spent
 
@@ -198,6 +216,12 @@ def diagnose(csv_file: Path, columns: str, work: Path, repeat: int = 2) -> dict[
                                          "DELETE FROM t WHERE hash(ticket_id) % 100 = 0"],
         "BEGIN; CTAS; delete 1 %; COMMIT": ["BEGIN", f"CREATE TABLE t AS SELECT * FROM {src})",
                                             "DELETE FROM t WHERE hash(ticket_id) % 100 = 0", "COMMIT"],
+        "in-memory stage, then INSERT with rowid": [table, f"CREATE TEMP TABLE s AS SELECT * FROM {src})",
+                                                     "INSERT INTO t SELECT *, DATE '2026-11-01', 'file', rowid + 1, "
+                                                     "NULL, 'run', current_timestamp FROM s"],
+        "INSERT NULL rows; COMMIT; UPDATE rowid; delete 1 %": [
+            table, "BEGIN", insert.format(row="NULL", src=src), "COMMIT",
+            "UPDATE t SET _source_row = rowid + 1", "DELETE FROM t WHERE hash(ticket_id) % 100 = 0"],
     }
     seconds: dict[str, float] = {}
     for label, statements in variants.items():
@@ -225,32 +249,42 @@ def measure_case(label: str, spec: Any, landing: Path, work: Path, repeat: int) 
     def fresh(kind: str) -> Path:
         return work / f"{label}-{kind}-{next(counter)}.duckdb"
 
-    def project() -> tuple[float, Any]:
+    def project() -> tuple[float, Any, float]:
         return run_project(spec, landing, fresh("project"), f"bench-{label}")
 
-    def bare() -> tuple[float, int]:
+    def bare() -> tuple[float, int, float]:
         return run_bare(csv_file, columns, fresh("bare"))
 
     project()  # warm-up (page cache, DuckDB extension loading, first-call costs)
     bare()
-    project_times, bare_times, report, bare_rows = [], [], None, 0
+    samples: dict[str, list[float]] = {"project": [], "bare": [], "project_cpu": [], "bare_cpu": []}
+    report, bare_rows = None, 0
     for rep in range(repeat):
         for side in ((project, bare) if rep % 2 == 0 else (bare, project)):
-            seconds, value = side()
+            seconds, value, cpu = side()
+            name = "project" if side is project else "bare"
+            samples[name].append(seconds)
+            samples[f"{name}_cpu"].append(cpu)
             if side is project:
-                project_times.append(seconds)
                 report = value
             else:
-                bare_times.append(seconds)
                 bare_rows = value
         for path in work.glob(f"{label}-*.duckdb*"):
             path.unlink()
-    p_median, b_median = median(project_times), median(bare_times)
-    p_rate, b_rate = report.rows_read / p_median, bare_rows / b_median
-    ratio = p_rate / b_rate
     breakdown = phase_breakdown(spec, landing, fresh("breakdown"))
     for path in work.glob(f"{label}-*.duckdb*"):
         path.unlink()
+    return _case_result(label, csv_file, samples, report, bare_rows, breakdown)
+
+
+def _case_result(label: str, csv_file: Path, samples: dict[str, list[float]], report: Any, bare_rows: int,
+                 breakdown: dict[str, float]) -> dict[str, Any]:
+    """Print one case and return its record for the results file."""
+    project_times, bare_times = samples["project"], samples["bare"]
+    p_median, b_median = median(project_times), median(bare_times)
+    cpu_ratio = median(samples["bare_cpu"]) / median(samples["project_cpu"])
+    p_rate, b_rate = report.rows_read / p_median, bare_rows / b_median
+    ratio = p_rate / b_rate
     print(f"\n[{label}] {csv_file.stat().st_size / 2**20:.0f} MiB CSV, {report.rows_read:,} rows read")
     print(f"  project load_partition: median {p_median:.3f} s ({', '.join(f'{t:.3f}' for t in project_times)}) "
           f"= {p_rate:,.0f} rows/s; loaded {report.rows_loaded:,}, quarantined {report.rows_quarantined:,} "
@@ -258,6 +292,8 @@ def measure_case(label: str, spec: Any, landing: Path, work: Path, repeat: int) 
     print(f"  bare read_csv CTAS:     median {b_median:.3f} s ({', '.join(f'{t:.3f}' for t in bare_times)}) "
           f"= {b_rate:,.0f} rows/s; {bare_rows:,} rows")
     print(f"  ratio project/bare throughput: {ratio:.3f}  (goal >= {GOAL}) -> {verdict(ratio >= GOAL)}")
+    print(f"  CPU seconds (diagnostic, no goal): project median {median(samples['project_cpu']):.2f}, bare "
+          f"{median(samples['bare_cpu']):.2f}, bare/project {cpu_ratio:.3f}")
     print("  project phases (one instrumented extra run): "
           + ", ".join(f"{k} {v:.3f} s" for k, v in breakdown.items()))
     return {
@@ -277,6 +313,9 @@ def measure_case(label: str, spec: Any, landing: Path, work: Path, repeat: int) 
         "quarantined_by_rule": report.quarantined_by_rule,
         "bare_rows": bare_rows,
         "project_phase_seconds": breakdown,
+        "project_cpu_seconds": samples["project_cpu"],
+        "bare_cpu_seconds": samples["bare_cpu"],
+        "cpu_ratio": cpu_ratio,
     }
 
 

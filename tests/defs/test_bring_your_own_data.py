@@ -106,3 +106,117 @@ def test_tickets_only_leaves_out_what_needs_the_other_feeds(tmp_path: Path, monk
     online = build_resources(settings)["feature_store"].online_features([{"customer_id": "C-00001", "ticket_id": "48213"}])
     assert online["mentions_refund"] == [True] and online["plan"] == [None]
     get_settings.cache_clear()
+
+
+# --- a new user's export: Latin-1, null tokens, columns it lacks, quiet days, rows of other days --------------
+
+NEW_USER = """
+name: tickets
+description: Tickets from a Windows helpdesk (Latin-1, semicolons, 'None' for empty fields).
+format: csv
+file_pattern: "*.csv"
+contract: tickets_v1
+primary_key: [ticket_id]
+allow_empty_days: true
+partition_time: {column: created_at, out_of_partition: error}
+csv: {delimiter: ";", encoding: latin-1, null_values: ["None", "NULL", "N/A"]}
+columns:
+  - {name: ticket_id, type: VARCHAR, required: true, source_name: "Ref"}
+  - {name: customer_id, type: VARCHAR, required: false}
+  - {name: created_at, type: TIMESTAMP, required: true, source_name: "Opened"}
+  - {name: channel, type: VARCHAR, required: true, enum: [email, chat, phone, web], source_name: "Via"}
+  - {name: subject, type: VARCHAR, required: true, max_length: 500, default: {from: body}}
+  - {name: body, type: VARCHAR, required: true, source_name: "Text"}
+  - {name: order_id, type: VARCHAR, source_name: "Order"}
+  - {name: in_reply_to, type: VARCHAR}
+"""
+NEW_USER_EXPORT = """Ref;Opened;Via;Text;Order
+R-1;2026-11-01 09:15:00;email;Ma commande est arrivée cassée, je veux être remboursé;O-1234567
+R-2;2026-11-01 10:02:00;chat;Größe falsch, bitte umtauschen;None
+R-3;2026-11-01 11:40:00;web;Où est mon colis ?;N/A
+"""
+
+
+def new_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, declaration: str, days: dict[str, bytes]):
+    own = tmp_path / "my_sources"
+    own.mkdir()
+    (own / "tickets.yaml").write_text(declaration)
+    for source in ("customers", "orders", "kb_articles"):
+        (own / f"{source}.yaml").write_text(f"name: {source}\nenabled: false\n")
+    settings = use_home(monkeypatch, tmp_path / "home", user_sources_dir=str(own), start_date=min(days),
+                        end_date=max(days))
+    for day, content in days.items():
+        folder = Path(settings.landing_dir) / "tickets" / day
+        folder.mkdir(parents=True)
+        (folder / "export.csv").write_bytes(content)
+    prepare_instance(settings)
+    return settings, build_definitions(settings)
+
+
+def check_metadata(run_id: str, check: str) -> dict:
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = record.dagster_event.event_specific_data
+            if evaluation.check_name == check:
+                return {k: v.value for k, v in evaluation.metadata.items()}
+    raise AssertionError(f"no evaluation of {check} in run {run_id}")
+
+
+def test_new_users_latin1_export_and_a_quiet_day_run_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, defs = new_user(tmp_path, monkeypatch, NEW_USER, {
+        "2026-11-01": NEW_USER_EXPORT.encode("latin-1"), "2026-11-02": b"Ref;Opened;Via;Text;Order\n"})
+
+    busy, quiet = run_partitions("data_plane_job", ["2026-11-01", "2026-11-02"], definitions=defs)
+
+    assert busy.success, (busy.failed_steps, busy.error, busy.check_descriptions)
+    raw = busy.materialized["raw/tickets"]
+    assert (raw["rows_read"], raw["rows_loaded"], raw["rows_quarantined"]) == (3, 3, 0)
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        assert con.execute("SELECT ticket_id, customer_id, subject, order_id FROM staging.tickets ORDER BY 1").fetchall() == [
+            ("R-1", None, "Ma commande est arrivée cassée, je veux être remboursé", "O-1234567"),
+            ("R-2", None, "Größe falsch, bitte umtauschen", None), ("R-3", None, "Où est mon colis ?", None)]
+    adjusted = check_metadata(busy.run_id, "contract_staging_tickets_v1")["adjusted_by_declaration"]
+    assert any(n.startswith("dropped expect_column_values_to_not_be_null(customer_id): customer_id is optional")
+               for n in adjusted), adjusted
+    assert quiet.success, (quiet.failed_steps, quiet.error, quiet.check_descriptions)
+    assert quiet.materialized["raw/tickets"]["rows_read"] == 0
+    assert all(quiet.checks.values()) and "raw/tickets:contract_tickets_v1" in quiet.checks
+    get_settings.cache_clear()
+
+
+def test_eight_months_in_one_day_folder_are_quarantined_and_block(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [f"R-{m}-{d};2026-{m:02d}-{d:02d} 10:00:00;email;Old ticket {m}/{d};None"
+             for m in range(3, 11) for d in (1, 15)] + ["R-today;2026-11-01 09:00:00;chat;New ticket;None"]
+    export = ("Ref;Opened;Via;Text;Order\n" + "\n".join(lines) + "\n").encode("latin-1")
+    settings, defs = new_user(tmp_path, monkeypatch, NEW_USER, {"2026-11-01": export})
+
+    (outcome,) = run_partitions("data_plane_job", ["2026-11-01"], definitions=defs)
+
+    assert not outcome.success
+    raw = outcome.materialized["raw/tickets"]
+    assert (raw["rows_read"], raw["rows_loaded"], raw["quarantined_by_rule"]) == (17, 1, {"out_of_partition": 16})
+    assert outcome.checks["raw/tickets:quarantine_rate_within_bound"] is False
+    assert "staging/tickets" not in outcome.materialized
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        detail = con.execute("SELECT detail FROM raw.quarantine WHERE payload LIKE '%R-3-1\"%'").fetchone()[0]
+    assert "2026-03-01 10:00:00 is not in 2026-11-01, the days of landing folder 2026-11-01" in detail
+    get_settings.cache_clear()
+
+
+def test_warn_loads_rows_of_other_days_and_flags_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = ("Ref;Opened;Via;Text;Order\nR-1;2026-11-01 09:00:00;email;Today;None\n"
+              "R-2;2026-03-01 09:00:00;email;Back in March;None\n").encode("latin-1")
+    settings, defs = new_user(tmp_path, monkeypatch, NEW_USER.replace("out_of_partition: error",
+                                                                      "out_of_partition: warn"), {"2026-11-01": export})
+
+    (outcome,) = run_partitions("data_plane_job", ["2026-11-01"], definitions=defs)
+
+    assert outcome.materialized["raw/tickets"]["rows_loaded"] == 2
+    assert outcome.checks["raw/tickets:timestamps_in_partition"] is False, "a warning, not a block"
+    assert "1 of 2 loaded rows have created_at outside 2026-11-01 .. 2026-11-01" in (
+        outcome.check_descriptions["raw/tickets:timestamps_in_partition"])
+    assert "staging/tickets" in outcome.materialized
+    get_settings.cache_clear()

@@ -18,11 +18,14 @@ from factory_pipelines.resources.warehouse import WarehouseResource
 
 def contract_check(
     asset_key: dg.AssetKey, table: str, suite_path: Path, index_columns: list[str],
-    partitions: dg.PartitionsDefinition, source: SourceSpec | None = None,
+    partitions: dg.PartitionsDefinition, source: SourceSpec | None = None, follows: SourceSpec | None = None,
 ) -> dg.AssetChecksDefinition:
-    """`contract_<suite>`: the table's rows of one day validated against its suite (plus, for a raw
-    table, the row rules derived from its source declaration)."""
+    """`contract_<suite>`: the table's rows of one day validated against its suite, adapted to the source
+    declaration the table follows (`source` for a raw table, which also adds the declaration's row rules;
+    `follows` for a conformed table). Metadata `adjusted_by_declaration` lists what the declaration dropped
+    or relaxed."""
     suite = suite_path.stem
+    declaration = source or follows
 
     @dg.asset_check(
         asset=asset_key,
@@ -33,13 +36,18 @@ def contract_check(
         metadata={"suite_file": str(suite_path)},
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        from factory_pipelines.lib.data.contracts import declared_expectations, validate_frame
+        from factory_pipelines.lib.data.conform import STAGING_ORIGIN
+        from factory_pipelines.lib.data.contracts import Declaration, declared_expectations, validate_frame
 
         frame = warehouse.query_df(
             f"SELECT * FROM {table} WHERE _partition = ?", [date.fromisoformat(context.partition_key)]
         )
         declared = declared_expectations(source) if source is not None else None
-        result = validate_frame(frame, suite_path, index_columns, declared)
+        follow = None
+        if declaration is not None:
+            origin = STAGING_ORIGIN.get(declaration.name, {}) if table.startswith("staging.") else {}
+            follow = Declaration(declaration, origin)
+        result = validate_frame(frame, suite_path, index_columns, declared, follow)
         failed = [f.model_dump(mode="json") for f in result.failed]  # each with up to 5 example rows
         return dg.AssetCheckResult(
             passed=result.success,
@@ -52,6 +60,7 @@ def contract_check(
                 "expectations_failed": len(result.failed),
                 "failed_expectations": dg.MetadataValue.json(failed),
                 "summary": dg.MetadataValue.md(_markdown(result)),
+                "adjusted_by_declaration": dg.MetadataValue.json(result.adjustments),
             },
         )
 
@@ -59,8 +68,10 @@ def contract_check(
 
 
 def _markdown(result) -> str:
+    adjusted = "".join(f"\n- {note}" for note in result.adjustments)
+    adjusted = f"\n\nAdjusted by the source declaration:{adjusted}" if adjusted else ""
     if result.success:
-        return f"All {result.evaluated} expectations of `{result.suite}` passed on {result.rows} rows."
+        return f"All {result.evaluated} expectations of `{result.suite}` passed on {result.rows} rows.{adjusted}"
     lines = ["| expectation | column | unexpected | observed | expected |", "|---|---|---|---|---|"]
     for f in result.failed:
         expected = {k: v for k, v in f.kwargs.items() if k not in ("column", "batch_id")}
@@ -68,7 +79,7 @@ def _markdown(result) -> str:
             f"| {f.expectation} | {f.column or ''} | {f.unexpected_count if f.unexpected_count is not None else ''} "
             f"| {str(f.observed)[:80] if f.observed is not None else ''} | {str(expected)[:120]} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + adjusted
 
 
 def quarantine_rate_check(spec: SourceSpec, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

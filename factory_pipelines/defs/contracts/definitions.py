@@ -23,5 +23,5 @@ def build(settings: Settings, upstream: dg.Definitions) -> dg.Definitions:
     for name in names(upstream, "staging"):
         suite = find_suite(f"staging_{name}_v1", settings.suite_dirs)
         checks.append(contract_check(dg.AssetKey(["staging", name]), f"staging.{name}", suite,
-                                     sources[name].primary_key, partitions))
+                                     sources[name].primary_key, partitions, follows=sources[name]))
     return dg.Definitions(asset_checks=checks)

@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from factory_pipelines.lib.data.sources import SourceSpec
+from factory_pipelines.lib.data.declared_rules import Declaration, declared_expectations, follow_declaration
 
 if TYPE_CHECKING:
     import pandas
+
+__all__ = ["ContractError", "ContractResult", "Declaration", "FailedExpectation", "declared_expectations",
+           "load_suite", "validate_frame"]
 
 MAX_EXAMPLES = 5
 SUITE_KEYS = {"name", "expectations", "meta", "notes", "id", "suite_parameters"}
@@ -73,11 +76,13 @@ class ContractResult(BaseModel):
     evaluated: int
     rows: int
     failed: list[FailedExpectation]
+    adjustments: list[str] = []  # what the source declaration dropped or relaxed in the suite, and why
 
     def summary(self) -> str:
-        """One line per failed expectation, or one line saying all passed."""
+        """One line per failed expectation, or one line saying all passed (and how many the declaration bent)."""
         if not self.failed:
-            return f"{self.suite}: all {self.evaluated} expectations passed on {self.rows} rows"
+            bent = f" ({len(self.adjustments)} adjusted by the source declaration)" if self.adjustments else ""
+            return f"{self.suite}: all {self.evaluated} expectations passed on {self.rows} rows{bent}"
         return "\n".join(f.line() for f in self.failed)
 
 
@@ -227,52 +232,26 @@ def _failure(spec: dict, result: Any) -> FailedExpectation | None:
     )
 
 
-def declared_expectations(spec: SourceSpec) -> list[dict[str, Any]]:
-    """The row-level part of a source's contract, derived from its declaration (one place to edit).
-
-    Columns present, required values, enums, ranges, patterns, lengths and the key's uniqueness; the
-    suite file adds what a declaration cannot say (row counts, distributions, relations between columns).
-    """
-    origin = f"declared in sources/{spec.name}.yaml"
-
-    def rule(kind: str, note: str, **kwargs: Any) -> dict[str, Any]:
-        column = kwargs.get("column") or ", ".join(kwargs.get("column_list", []))
-        return {"type": kind, "kwargs": kwargs, "meta": {"notes": f"{note}{f' of {column}' if column else ''} ({origin})"}}
-
-    rules = [rule("expect_table_columns_to_match_set", "Every declared column is present",
-                  column_set=[c.name for c in spec.columns], exact_match=False)]
-    for c in spec.columns:
-        if c.required:
-            rules.append(rule("expect_column_values_to_not_be_null", "Required value", column=c.name))
-        if c.enum is not None:
-            rules.append(rule("expect_column_values_to_be_in_set", "Allowed values", column=c.name, value_set=c.enum))
-        if c.min is not None or c.max is not None:
-            rules.append(rule("expect_column_values_to_be_between", "Allowed range", column=c.name,
-                              min_value=c.min, max_value=c.max))
-        if c.pattern is not None:
-            rules.append(rule("expect_column_values_to_match_regex", "Value format", column=c.name, regex=c.pattern))
-        if c.max_length is not None:
-            rules.append(rule("expect_column_value_lengths_to_be_between", "Length limit", column=c.name,
-                              min_value=1 if c.required else 0, max_value=c.max_length))
-    if len(spec.primary_key) == 1:
-        rules.append(rule("expect_column_values_to_be_unique", "Primary key", column=spec.primary_key[0]))
-    else:
-        rules.append(rule("expect_compound_columns_to_be_unique", "Primary key", column_list=spec.primary_key))
-    return rules
-
-
 def validate_frame(
-    df: pandas.DataFrame, suite_path: Path, index_columns: list[str], declared: list[dict[str, Any]] | None = None
+    df: pandas.DataFrame, suite_path: Path, index_columns: list[str], declared: list[dict[str, Any]] | None = None,
+    follows: Declaration | None = None,
 ) -> ContractResult:
-    """Validate a frame against a suite plus `declared` rules; an expectation that errors in GX counts as failed."""
-    suite, built = _parse(suite_path)
+    """Validate a frame against a suite plus `declared` rules; an expectation that errors in GX counts as failed.
+
+    With `follows`, the suite's expectations are first adapted to that source declaration (`follow_declaration`),
+    and the result lists what was dropped or relaxed.
+    """
+    suite, _ = _parse(suite_path)
     gx, batch_definition = _gx()
-    specs = list(suite["expectations"])
+    specs, adjustments = list(suite["expectations"]), []
+    if follows is not None:
+        empty = {str(c) for c in df.columns if df[c].isna().all()}
+        specs, adjustments = follow_declaration(specs, follows, len(df), empty, {str(c) for c in df.columns})
     seen = {(e["type"], json.dumps(e["kwargs"], sort_keys=True)) for e in specs}
     for extra in declared or []:
         if (extra["type"], json.dumps(extra["kwargs"], sort_keys=True)) not in seen:
-            built.append(_build(extra, len(specs), suite_path))
             specs.append(extra)
+    built = [_build(spec, i, suite_path) for i, spec in enumerate(specs)]
     gx_suite = gx.ExpectationSuite(name=suite["name"], expectations=built)
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
     present = [c for c in index_columns if c in df.columns]
@@ -284,6 +263,5 @@ def validate_frame(
     by_index = {r.expectation_config.meta[_INDEX_KEY]: r for r in outcome.results}
     failures = (_failure(spec, by_index.get(i)) for i, spec in enumerate(specs))
     failed = [f for f in failures if f is not None]
-    return ContractResult(
-        suite=suite["name"], success=not failed, evaluated=len(specs), rows=len(df), failed=failed
-    )
+    return ContractResult(suite=suite["name"], success=not failed, evaluated=len(specs), rows=len(df), failed=failed,
+                          adjustments=adjustments)

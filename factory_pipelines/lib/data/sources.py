@@ -10,18 +10,34 @@ learns what to fix before anything runs.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 
 SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
+# Declared encoding (any spelling here) -> the one the loader uses. DuckDB reads utf-8, utf-16 and latin-1
+# itself; windows-1252 (what Windows calls "ANSI") is transcoded to UTF-8 by Python before DuckDB reads it.
+ENCODINGS = {
+    "utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "utf-16",
+    "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1",
+    "windows-1252": "windows-1252", "cp1252": "windows-1252",
+}
 
 
 class SourceSpecError(ValueError):
     """A source declaration is missing or invalid; the message names the file."""
+
+
+class FromColumn(BaseModel):
+    """A default taken from another declared column of the same row (`default: {from: body}`)."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    column: SnakeName = Field(alias="from", description="The declared column whose value is copied.")
 
 
 class ColumnSpec(BaseModel):
@@ -34,6 +50,10 @@ class ColumnSpec(BaseModel):
     required: bool = Field(False, description="Null or missing values are quarantined.")
     description: str = ""
     source_name: str | None = Field(None, description="Header or field name in the files, if it differs.")
+    default: Any = Field(
+        None, description="Value for files that lack the column: a constant, or {from: <column>} to copy another "
+        "declared column. Files that have the column keep their values (nulls included)."
+    )
     enum: list[str] | None = Field(None, description="Allowed values.")
     value_map: dict[str, str] | None = Field(
         None, description="Values as your files write them -> declared values (e.g. 'E-mail': email), applied on read."
@@ -58,9 +78,75 @@ class ColumnSpec(BaseModel):
             re.compile(value)
         return value
 
+    @field_validator("default", mode="before")
+    @classmethod
+    def _copied(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if set(value) != {"from"}:
+            raise ValueError(f"a default that is a mapping must be {{from: <column>}}, not {value!r}")
+        return FromColumn.model_validate(value)
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> ColumnSpec:
+        if self.default is not None and not isinstance(self.default, FromColumn):
+            self.default = _constant(self.default, self)
+        return self
+
     @property
     def file_name(self) -> str:
         return self.source_name or self.name
+
+    @property
+    def default_from(self) -> str | None:
+        """The column a `{from: ...}` default copies, if that is the default."""
+        return self.default.column if isinstance(self.default, FromColumn) else None
+
+
+def _constant(value: Any, column: ColumnSpec) -> Any:
+    """A constant default converted to the column's type and checked against its rules."""
+    kind = column.type
+    try:
+        if kind == "VARCHAR" and not isinstance(value, (dict, list, bool)):
+            value = str(value)
+        elif kind in ("BIGINT", "INTEGER") and isinstance(value, int) and not isinstance(value, bool):
+            pass
+        elif kind == "DOUBLE" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        elif kind == "BOOLEAN" and isinstance(value, bool):
+            pass
+        elif kind == "DATE" and isinstance(value, (date, str)) and not isinstance(value, datetime):
+            value = value if isinstance(value, date) else date.fromisoformat(value)
+        elif kind == "TIMESTAMP" and isinstance(value, (date, str)):
+            value = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        elif kind == "VARCHAR[]" and isinstance(value, list):
+            value = [str(v) for v in value]
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"default {value!r} is not a {kind} value") from None
+    broken = _broken_rule(value, column)
+    if broken:
+        raise ValueError(f"default {value!r} breaks the column's own rule: {broken}")
+    return value
+
+
+def _broken_rule(value: Any, column: ColumnSpec) -> str | None:
+    """Which declared row rule a constant breaks (it would quarantine every row), or None."""
+    text = str(value)
+    if column.enum is not None and text not in column.enum:
+        return f"enum {column.enum}"
+    if column.pattern is not None and not re.fullmatch(column.pattern, text):
+        return f"pattern {column.pattern}"
+    if column.max_length is not None and len(text) > column.max_length:
+        return f"max_length {column.max_length}"
+    if isinstance(value, (int, float)) and column.min is not None and value < column.min:
+        return f"min {column.min}"
+    if isinstance(value, (int, float)) and column.max is not None and value > column.max:
+        return f"max {column.max}"
+    if column.required and text == "":
+        return "required (an empty default)"
+    return None
 
 
 class CsvOptions(BaseModel):
@@ -71,8 +157,42 @@ class CsvOptions(BaseModel):
     delimiter: str = ","
     quote: str = '"'
     escape: str = '"'
+    encoding: str = Field("utf-8", description=f"Character encoding of the files, one of {sorted(set(ENCODINGS))}.")
+    null_values: list[str] = Field(
+        default_factory=list, description="Field values that mean 'no value' besides an empty field, e.g. "
+        "[None, NULL, N/A]; matched exactly (case-sensitive), quoted or not."
+    )
     timestamp_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
     date_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        key = value.strip().lower().replace("_", "-")
+        if key not in ENCODINGS:
+            raise ValueError(f"encoding {value!r} is not one of {sorted(set(ENCODINGS.values()))}")
+        return ENCODINGS[key]
+
+    @property
+    def null_strings(self) -> list[str]:
+        """What DuckDB reads as NULL: the empty field plus the declared tokens."""
+        return ["", *(v for v in self.null_values if v != "")]
+
+
+class PartitionTime(BaseModel):
+    """Which timestamp says the day a row belongs to, and what happens to rows of other days."""
+
+    model_config = {"extra": "forbid"}
+
+    column: SnakeName = Field(description="A declared TIMESTAMP or DATE column.")
+    out_of_partition: Literal["error", "warn"] = Field(
+        "error", description="error: such a row is quarantined (rule out_of_partition), so it counts against "
+        "max_quarantine_rate; warn: it is loaded and the warning check timestamps_in_partition reports it."
+    )
+    lag_days: int = Field(
+        0, ge=0, description="Rows dated up to this many days before the folder's day still belong to it (late "
+        "deliveries, re-deliveries); rows dated after the day never do."
+    )
 
 
 class SourceSpec(BaseModel):
@@ -91,6 +211,11 @@ class SourceSpec(BaseModel):
         100, ge=1, description="A day with fewer rows is judged as if it had this many (one bad row in ten "
         "is noise, not a broken feed)."
     )
+    allow_empty_days: bool = Field(
+        False, description="A day whose files hold no rows passes the contracts (a quiet day); false: it fails "
+        "them, so a feed that broke never looks like a quiet day."
+    )
+    partition_time: PartitionTime | None = Field(None, description="The row timestamp checked against the day.")
     owner: str = "data-platform"
     csv: CsvOptions = CsvOptions()
     columns: list[ColumnSpec] = Field(min_length=1)
@@ -106,7 +231,29 @@ class SourceSpec(BaseModel):
         optional = [k for k in self.primary_key if not self.column(k).required]
         if optional:
             raise ValueError(f"primary_key columns must be required: {optional}")
+        defaulted = [k for k in self.primary_key if self.column(k).default is not None]
+        if defaulted:
+            raise ValueError(f"primary_key columns cannot have a default (every row would share it): {defaulted}")
+        self._check_defaults(names)
+        if self.partition_time is not None:
+            column = self.partition_time.column
+            if column not in names or self.column(column).type not in ("TIMESTAMP", "DATE"):
+                raise ValueError(f"partition_time.column {column!r} must be a declared TIMESTAMP or DATE column")
         return self
+
+    def _check_defaults(self, names: list[str]) -> None:
+        for c in self.columns:
+            origin = c.default_from
+            if origin is None:
+                continue
+            if origin == c.name or origin not in names:
+                raise ValueError(f"column {c.name!r}: default from {origin!r} must name another declared column")
+            source = self.column(origin)
+            if source.default_from is not None:
+                raise ValueError(f"column {c.name!r}: default from {origin!r}, whose own default is another column")
+            if c.type not in (source.type, "VARCHAR"):
+                raise ValueError(f"column {c.name!r} ({c.type}): default from {origin!r} ({source.type}) needs the "
+                                 "same type, or VARCHAR")
 
     @property
     def table(self) -> str:
@@ -114,6 +261,9 @@ class SourceSpec(BaseModel):
 
     def column(self, name: str) -> ColumnSpec:
         return next(c for c in self.columns if c.name == name)
+
+    def has_column(self, name: str) -> bool:
+        return any(c.name == name for c in self.columns)
 
     def allowed_quarantined(self, rows_read: int) -> float:
         """How many quarantined rows a day of `rows_read` rows may have and still pass."""
