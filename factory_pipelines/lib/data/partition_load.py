@@ -74,11 +74,11 @@ class PartitionLoad:
 
     def insert_rows(self, path: Path, values: list[str], row_expr: str, extra: str, source: str) -> None:
         """Insert parsed rows (values in declaration order) with their lineage; `row_expr` NULL numbers them
-        later from their position (`number_rows`)."""
+        later from their position (`number_rows`). `_loaded_at` stays NULL until the row rules have run: a
+        row without it is not loaded yet (staging skips it, should a load die between its transactions)."""
         names = ", ".join(q(c.name) for c in self.spec.columns)
         sql = (f"INSERT INTO {self.spec.table} ({names}, {', '.join(LINEAGE_COLUMNS)}) SELECT {', '.join(values)}, "
-               f"DATE {lit(self.partition)}, {lit(path)}, {row_expr}, {extra}, {lit(self.run_id)}, current_timestamp "
-               f"FROM {source}")
+               f"DATE {lit(self.partition)}, {lit(path)}, {row_expr}, {extra}, {lit(self.run_id)}, NULL FROM {source}")
         self.parsed_rows += self.con.execute(sql).fetchone()[0]
 
     def find_unnumbered(self) -> None:
@@ -107,12 +107,16 @@ class PartitionLoad:
         return f"coalesce({alias}_source_row, CASE {alias}_source_file {cases} END)"
 
     def number_rows(self) -> None:
-        """Store the row numbers of the CSV rows still in the table. Last, and after the rows were committed:
-        numbering them inside the inserting transaction would make its commit rewrite every new row, and
-        scanning numbers updated in this transaction costs more than computing them (`row_number`)."""
+        """Store the row numbers of the CSV rows still in the table, and mark every row of the load loaded.
+
+        Last, and after the rows were committed: updating them inside the inserting transaction would make its
+        commit rewrite every new row, and scanning values updated in this transaction costs more than
+        computing them (`row_number`)."""
+        table, now = self.spec.table, "current_timestamp"
         for first, last in self.unnumbered.values():
-            self.con.execute(f"UPDATE {self.spec.table} SET _source_row = rowid - {first} + 1 "
+            self.con.execute(f"UPDATE {table} SET _source_row = rowid - {first} + 1, _loaded_at = {now} "
                              f"WHERE rowid BETWEEN {first} AND {last}")
+        self.con.execute(f"UPDATE {table} SET _loaded_at = {now} WHERE {self.where()} AND _loaded_at IS NULL")
 
     def discard(self) -> None:
         """Remove whatever this load wrote (its partition's raw and quarantine rows), after a failure."""

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
@@ -74,8 +75,14 @@ class ColumnSpec(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
+        """Python checks the rules of a default, DuckDB (RE2) those of every row: the pattern must suit both."""
         if value is not None:
             re.compile(value)
+            try:
+                duckdb.execute("SELECT regexp_full_match('', ?)", [value])
+            except duckdb.Error as exc:
+                raise ValueError(f"pattern {value!r} is not a regular expression DuckDB runs (RE2 syntax: no "
+                                 f"look-around or back-references): {str(exc).splitlines()[0]}") from None
         return value
 
     @field_validator("default", mode="before")

@@ -266,3 +266,28 @@ def test_zoned_timestamps_load_as_utc_whatever_the_session_zone(tmp_path: Path) 
     con.execute("SET TimeZone = 'America/New_York'")
     load_partition(con, SOURCES["orders"], tmp_path / "landing", DAY, "run-1")
     assert con.execute("SELECT DISTINCT ordered_at::VARCHAR FROM raw.orders").fetchall() == [("2026-11-01 09:00:00",)]
+
+
+def test_every_row_keeps_its_file_and_row_across_files_and_quarantine(tmp_path: Path) -> None:
+    """Rows are inserted straight into the raw table and numbered after: each keeps its position in its file,
+    bad rows in the middle included, and every loaded row is marked loaded."""
+    landing = tmp_path / "landing"
+    write(landing, "tickets", "a.csv", csv_file(ticket(1), ticket(2, channel="fax"), ticket(3), ticket(1)))
+    write(landing, "tickets", "b.csv", csv_file(*(ticket(n) for n in range(10, 14))))
+    con, report, quarantine = load(tmp_path)
+    rows = con.execute("SELECT split_part(_source_file, '/', -1), _source_row, ticket_id FROM raw.tickets "
+                       "ORDER BY 1, 2").fetchall()
+    assert rows == [("a.csv", 1, "T-20261101-00001"), ("a.csv", 3, "T-20261101-00003"),
+                    *(("b.csv", n - 9, f"T-20261101-{n:05d}") for n in range(10, 14))]
+    assert [(q[1], q[3]) for q in quarantine] == [(2, "enum"), (4, "duplicate_key")]
+    assert "already loaded from" in quarantine[1][5] and "a.csv row 1" in quarantine[1][5]
+    assert con.execute("SELECT count(*) FROM raw.tickets WHERE _loaded_at IS NULL").fetchone()[0] == 0
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (8, 6, 2)
+
+
+def test_a_pattern_duckdb_cannot_run_is_a_declaration_error(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.yaml"
+    path.write_text((PACKAGE_DIR / "defs/ingestion/sources/tickets.yaml").read_text().replace(
+        'pattern: "^O-[0-9]{7}$"', 'pattern: "^(?=O-)O-[0-9]{7}$"'))
+    with pytest.raises(SourceSpecError, match=r"tickets\.yaml: columns\.6\.pattern: .*DuckDB"):
+        load_source(path)
