@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from factory_pipelines.lib.sql import lit, q
+from factory_pipelines.lib.sql import lit, q, transaction
 
 STAGING_DDL = {
     "tickets": """ticket_id VARCHAR, customer_id VARCHAR, created_at TIMESTAMP, channel VARCHAR, subject VARCHAR,
@@ -77,8 +77,7 @@ def conform_partition(con: Any, source: str, partition: date, fx_rates: dict[str
     """Rebuild one partition of `staging.<source>`; returns rows in, rows out and re-deliveries skipped."""
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"CREATE TABLE IF NOT EXISTS staging.{source} ({STAGING_DDL[source]})")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM staging.{source} WHERE _partition = $d", {"d": partition})
         present = {row[0] for row in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ?",
@@ -88,8 +87,4 @@ def conform_partition(con: Any, source: str, partition: date, fx_rates: dict[str
                               {"d": partition}).fetchone()[0]
         select = _select(source, fx_rates, present)
         rows_out = con.execute(f"INSERT INTO staging.{source} {select}", {"d": partition}).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return {"rows_in": rows_in, "rows_out": rows_out, "redelivered_skipped": rows_in - rows_out}

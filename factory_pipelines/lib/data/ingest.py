@@ -8,18 +8,17 @@ Columns a file has beyond the declaration are kept as JSON in `_extra`, so nothi
 partition first deletes it: re-running replaces it and never duplicates.
 
 Each file is read by DuckDB's own readers straight into the raw table (`readers.py`), in one transaction
-that replaces the partition. A second transaction numbers CSV rows from their position (a window over the
-read would serialise the parser; an in-memory stage would copy every row once more) and moves the few rows
-that break a rule to quarantine (`row_rules.py`): updating or deleting rows inside the inserting transaction
-would make its commit rewrite all the new data, after the commit it touches only them.
+that replaces the partition. A second transaction moves the few rows that break a rule to quarantine
+(`row_rules.py`), numbers CSV rows from their position (a window over the read would serialise DuckDB's
+parser, a stage in memory would hold the whole day) and marks the rows loaded (`_loaded_at`): updating or
+deleting rows inside the inserting transaction would make its commit rewrite all the new data, after the
+commit it touches only them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from factory_pipelines.lib.data.partition_load import (
 )
 from factory_pipelines.lib.data.row_rules import apply_row_rules
 from factory_pipelines.lib.data.sources import SourceSpec
-from factory_pipelines.lib.sql import q
+from factory_pipelines.lib.sql import q, transaction
 
 __all__ = ["LINEAGE_COLUMNS", "QUARANTINE_TABLE", "IngestError", "LoadReport", "data_version", "ensure_tables",
            "load_partition", "partition_files", "raw_table_ddl"]
@@ -107,9 +106,10 @@ def load_partition(con: Any, spec: SourceSpec, landing_dir: Path, partition: dat
 
 def _load(con: Any, spec: SourceSpec, files: list[Path], partition: date, run_id: str) -> LoadReport:
     """Two transactions: the first replaces the partition with every row the files parse into (a file that
-    cannot be read rolls it back, leaving the previous load in place); the second numbers CSV rows, moves the
-    rows that break a rule to quarantine and reconciles. Should the second fail, the partition is emptied
-    rather than left half-checked."""
+    cannot be read rolls it back, leaving the previous load in place); the second moves the rows that break a
+    rule to quarantine, numbers CSV rows, marks the rows loaded and reconciles. Should the second fail, the
+    partition is emptied rather than left half-checked (and a load killed in between leaves rows without
+    `_loaded_at`, which staging does not take)."""
     report = LoadReport(spec.name, partition, [str(p) for p in files])
     con.execute("SET TimeZone = 'UTC'")  # zoned timestamps in files become UTC, whatever the machine's zone
     ensure_tables(con, spec)
@@ -117,31 +117,20 @@ def _load(con: Any, spec: SourceSpec, files: list[Path], partition: date, run_id
     order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")  # a file's rows keep file order: `number_rows` needs it
     try:
-        with _transaction(con):
+        with transaction(con):
             load.discard()
             for path in files:
                 READERS[spec.format](load, path)
     finally:
         con.execute(f"SET preserve_insertion_order = {str(bool(order)).lower()}")
     try:
-        with _transaction(con):
+        with transaction(con):
             load.find_unnumbered()
             apply_row_rules(load)
             load.number_rows()
             load.reconcile()
     except BaseException:
-        with _transaction(con):
+        with transaction(con):
             load.discard()
         raise
     return report
-
-
-@contextmanager
-def _transaction(con: Any) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
