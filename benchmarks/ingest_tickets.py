@@ -10,7 +10,9 @@ auto_detect=false)` on a fresh DuckDB file with the same config. Same CSV file f
 Each case: one warm-up of each, then 3 repetitions of each in alternating order, fresh files every time;
 the time of a load includes closing the connection (the data is on disk). Goal: project throughput is
 at least 0.8 of bare throughput. A clean file and one with ~1 % defects (bad enums, nulls in required
-columns, duplicate keys) are measured separately.
+columns, duplicate keys) are measured separately. The CPU seconds of both sides (all threads, the
+project's hashing thread included) are reported too, as a diagnostic: on a shared machine they move less
+than wall time. `--diagnose` times bare DuckDB with one ingredient of the project's load at a time.
 
     .venv/bin/python -m benchmarks.ingest_tickets [--rows N] [--repeat N] [--diagnose]
 """
