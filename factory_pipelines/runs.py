@@ -38,7 +38,7 @@ class PartitionOutcome:
     failed_steps: list[str] = field(default_factory=list)
     skipped_steps: list[str] = field(default_factory=list)
     error: str = ""
-    interrupted: bool = False  # a SIGINT or SIGTERM arrived while it ran
+    interrupted: bool = False  # a SIGINT or SIGTERM arrived while it ran and the run did not succeed
 
 
 def load_definitions() -> dg.Definitions:
@@ -58,7 +58,8 @@ def run_partitions(
 ) -> list[PartitionOutcome]:
     """Run `job_name` for each partition key in order (None: an unpartitioned job), on the instance at
     $DAGSTER_HOME. With `stop`, a SIGINT or SIGTERM ends the loop: the run it arrived in is the last
-    outcome (`interrupted`), the later keys are not run, and `stop.signum` says which signal it was."""
+    outcome (`interrupted` unless it succeeded all the same), the later keys are not run, and `stop.signum`
+    says which signal it was."""
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(job_name)
     outcomes: list[PartitionOutcome] = []
@@ -75,7 +76,8 @@ def run_partitions(
                         partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
                     )
                 outcome = _outcome(key or "", result)
-                outcome.interrupted = stop is not None and stop.stopped
+                # a signal that came as the run ended leaves it succeeded: report it as finished, as Dagster has it
+                outcome.interrupted = stop is not None and stop.stopped and not result.success
                 outcomes.append(outcome)
                 on_done(key or job_name, result.success)
         except Interrupted:

@@ -59,3 +59,33 @@ def test_latest_check_status_per_day_and_lineage_from_the_public_instance_api(se
             "data_version": "v-2026-11-02", "contracts": {"raw/tickets:contract_tickets_v1": "FAILED"}}
         assert partition_lineage(instance, "2026-11-03", [key]) == {
             "data_version": None, "contracts": {"raw/tickets:contract_tickets_v1": "NOT RUN"}}
+
+
+def test_a_signal_that_comes_as_a_run_succeeds_stops_the_loop_and_the_run_is_reported_finished(
+        settings: Settings) -> None:
+    """The signal is recorded before the run but no handler interrupts it (as when it lands while
+    `execute_in_process` builds the result): the day succeeded in Dagster, so it is not `interrupted`, and
+    the later days do not run."""
+    import signal
+
+    from factory_pipelines.runs import run_partitions
+    from factory_pipelines.signals import SignalStop
+
+    prepare_instance(settings)
+    days = dg.StaticPartitionsDefinition(["2026-11-01", "2026-11-02"])
+
+    @dg.asset(partitions_def=days)
+    def tickets() -> None:
+        return None
+
+    defs = dg.Definitions(assets=[tickets], jobs=[dg.define_asset_job("data_plane_job", partitions_def=days)])
+    stop = SignalStop()
+
+    def signal_arrives(key: str) -> None:
+        stop.signum = signal.SIGTERM
+
+    outcomes = run_partitions("data_plane_job", ["2026-11-01", "2026-11-02"], on_start=signal_arrives,
+                              definitions=defs, stop=stop)
+    assert [(o.partition, o.success, o.interrupted) for o in outcomes] == [("2026-11-01", True, False)]
+    with dg.DagsterInstance.get() as instance:
+        assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
