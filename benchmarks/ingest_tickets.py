@@ -174,7 +174,7 @@ def phase_breakdown(spec: Any, landing: Path, db: Path) -> dict[str, float]:
         return owner, attr, original
 
     patched = [
-        wrap(ingest, "data_version", "data_version (sha256 of the file, in a thread)"),
+        wrap(ingest, "data_version", "data_version (XXH3 of the file, in a thread)"),
         wrap(ingest, "ensure_tables", "ensure_tables"),
         wrap(PartitionLoad, "discard", "delete the partition"),
         wrap(ingest.READERS, "csv", "csv_file (typed read_csv into raw + rejects)"),

@@ -31,7 +31,8 @@ class PolicyEngineResource(dg.ConfigurableResource):
 
     policies_dir: str = Field(description="Folder with factory.cedarschema, common/, one folder per set, gate.yaml.")
     kill_switches_file: str = Field(description="Kill-switch journal (JSON lines).")
-    review_ttl_hours: float = Field(72.0, description="Escalations not decided within this expire (denied).")
+    review_ttl_hours: float = Field(description="Escalations not decided within this expire (denied); from the "
+                                                "settings (FACTORY_REVIEW_TTL_HOURS).")
     audit_anchor: str = Field(description="File holding the audit log's last seq and hash.")
 
     def engine(self, name: str) -> Any:

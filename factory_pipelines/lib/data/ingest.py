@@ -85,12 +85,16 @@ def partition_files(spec: SourceSpec, landing_dir: Path, partition: date) -> lis
 
 
 def data_version(spec: SourceSpec, files: list[Path]) -> str:
-    """Content hash of a partition: its files' names and bytes plus the declaration read against."""
-    digest = hashlib.sha256(spec.model_dump_json().encode())
+    """Content hash of a partition: its files' names and bytes plus the declaration read against. XXH3, not
+    SHA-256: a version tells loads apart, it guards nothing, and hashing 300 MiB takes 0.03 s, not 0.3 s of a
+    core the load needs."""
+    import xxhash
+
+    digest = xxhash.xxh3_128(spec.model_dump_json().encode())
     for path in files:
         digest.update(path.name.encode())
         with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+            digest.update(hashlib.file_digest(handle, xxhash.xxh3_128).digest())
     return digest.hexdigest()[:16]
 
 
