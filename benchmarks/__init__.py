@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,7 @@ def machine() -> dict[str, Any]:
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
@@ -173,9 +173,17 @@ def print_machine(info: dict[str, Any]) -> None:
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall seconds of fn() and its value."""
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+def side_order(sides: Sequence[str], r: int) -> list[str]:
+    """The sides in the order of round `r`, rotated by one each round (two sides alternate), so that no side
+    always runs first, with the other's caches warm or after it."""
+    k = r % len(sides)
+    return [*sides[k:], *sides[:k]]
 
 
 def median(values: list[float]) -> float:

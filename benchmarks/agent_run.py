@@ -38,6 +38,9 @@ Throughput (no bare counterpart, reported): the unchanged `support_triage` manif
 the model only for fields it is not sure of), response cache off, on a full demo day: tickets per
 second and model calls.
 
+The setup and the agent runs are in `agent_workload.py`; the recording providers, the bare loop and the
+scripted server in `agent_model.py`.
+
 Smoke run (`--smoke`): 4 demo days of 20 tickets, blocks of 2 tickets, one repeat, and a scripted stand-in
 for llama.cpp's server (`ScriptedServer`: the first value each field of the request's schema allows) on
 both sides, so the whole agent path runs in seconds without the model; no goal is judged.
@@ -48,299 +51,46 @@ both sides, so the whole agent path runs in seconds without the model; no goal i
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from benchmarks import (
-    REPO_ROOT,
-    build_demo_factory,
     cleanup,
     isolated_home,
     isolated_settings,
     median,
     parse_args,
     print_summary_rows,
+    side_order,
     smoke,
+    timed,
     verdict,
     write_result,
+)
+from benchmarks.agent_model import SCRIPTED, answers_of, bare_loop, bodies_of, providers, requests_of
+from benchmarks.agent_workload import (
+    AGENT,
+    ALWAYS_ASK,
+    Bench,
+    breakdown,
+    build_data,
+    decisions,
+    forget_effects,
+    measured,
+    model_dir,
+    prepare,
+    row_differences,
 )
 
 NAME = "agent_run"
 GOAL = 1.15  # project wall time / bare wall time, at most
-AGENT = "support_triage"
-ALWAYS_ASK = 1.01  # decision.model_below_confidence above 1: every open field goes to the model
 FIRST_DAY = date(2026, 11, 1)
 N_DAYS = 5  # more labelled days than holdout_days (3); the last three are held out from training
 SMOKE_DAYS = 4  # one day to train on
 WARMUP_TICKETS = 3
 SMOKE_DEMO = {"FACTORY_DEMO_TICKETS_PER_DAY": "20", "FACTORY_DEMO_CUSTOMERS": "30"}
-DECISION_COLUMNS = ("ticket_id, status, category, priority, action, decision, decided_by, rules_fired, tool_calls, "
-                    "reply, cited_passages, prompt_version, model_version, first_pass_model, model_calls, tokens_in, "
-                    "tokens_out, truncated, error")
-EFFECT_TABLES = ("refunds", "replies", "escalations")
 BUSY_SHARE = 0.1  # other processes using more than this share of a core during a timed side: say so
-
-
-def model_dir(home: Path) -> tuple[Path, str]:
-    """Where the GGUF is assembled: FACTORY_MODEL_DIR, the repo's `.factory/models` when it exists, or the home."""
-    if os.environ.get("FACTORY_MODEL_DIR"):
-        return Path(os.environ["FACTORY_MODEL_DIR"]), "FACTORY_MODEL_DIR"
-    repo_models = REPO_ROOT / ".factory" / "models"
-    if repo_models.is_dir():
-        return repo_models, "the repo's .factory/models; only read unless the GGUF is missing"
-    return home / "models", "the temporary home: assembled on every run, set FACTORY_MODEL_DIR to keep it"
-
-
-def build_data(settings: Any, days: list[date]) -> dict[str, Any]:
-    """Demo files and labels for the days, the data plane for each day and the models job once, in process."""
-    start = time.perf_counter()
-    summary, outcomes = build_demo_factory(settings, days, jobs=("data_plane_job", "models_job"), labels=True)
-    seconds = time.perf_counter() - start
-    classifier = outcomes["models_job"][0].materialized.get("models/ticket_classifier", {})
-    print(f"setup: demo data {summary.rows} ({settings.demo_tickets_per_day} tickets a day), data plane for "
-          f"{len(days)} days and models job in {seconds:.1f} s (classifier {classifier.get('model_uri', '?')}, "
-          f"held out {classifier.get('holdout_days')})")
-    return {"demo_rows": summary.rows, "setup_seconds": seconds, "classifier": classifier.get("model_uri")}
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds used so far by the whole machine (all cores) and by this process (all its threads)."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:8]]
-        machine = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # without idle and iowait
-    except (OSError, ValueError):
-        machine = float("nan")
-    own = os.times()
-    return machine, own.user + own.system
-
-
-def measured(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Wall seconds of fn(), CPU seconds other processes used meanwhile, and fn's value."""
-    machine, own = cpu_seconds()
-    start = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - start
-    machine_after, own_after = cpu_seconds()
-    return seconds, max(0.0, (machine_after - machine) - (own_after - own)), value
-
-
-def first_values(schema: dict[str, Any] | None) -> dict[str, Any]:
-    """The first value each field of a flat JSON schema allows."""
-    empty = {"string": "", "integer": 0, "number": 0, "boolean": False}
-    return {k: v["enum"][0] if "enum" in v else empty.get(v.get("type"), "")
-            for k, v in (schema or {}).get("properties", {}).items()}
-
-
-class ScriptedServer:
-    """Smoke runs only: stands in for llama.cpp's server (`handle_chat_completions`), answering each request with
-    `first_values` of the schema the smoke provider adds to the body."""
-
-    def handle_chat_completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        content = json.dumps(first_values(body.get("smoke_schema")))
-        prompt = sum(len(m["content"].split()) for m in body["messages"])
-        return {"choices": [{"message": {"content": content}}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": len(content.split())}}
-
-
-SCRIPTED = ScriptedServer()
-
-
-def local_provider() -> type:
-    """The provider class both sides' requests come from: `LocalProvider`, or in a smoke run one whose server is
-    the scripted stand-in (same request bodies, plus the schema the stand-in answers from)."""
-    from factory_pipelines.lib.agents.models.providers import LocalProvider
-
-    if not smoke():
-        return LocalProvider
-
-    class SmokeProvider(LocalProvider):
-        @property
-        def server(self) -> Any:
-            return SCRIPTED
-
-        @staticmethod
-        def request_body(messages: list[dict[str, str]], schema: dict[str, Any] | None, temperature: float, seed: int,
-                         max_tokens: int) -> dict[str, Any]:
-            return LocalProvider.request_body(messages, schema, temperature, seed, max_tokens) | {"smoke_schema": schema}
-
-    return SmokeProvider
-
-
-def providers(base: type) -> tuple[type, type]:
-    """Two subclasses of `base`: one records each request and calls the model, one records and answers dry."""
-    from factory_pipelines.lib.agents.models.providers import ChatResult
-
-    class Recording(base):  # type: ignore[misc, valid-type]
-        calls: list[dict[str, Any]]
-
-        def chat(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
-                 temperature: float = 0.0, seed: int = 7, max_tokens: int = 256) -> Any:
-            call: dict[str, Any] = {"messages": messages, "schema": schema, "temperature": temperature, "seed": seed,
-                                    "max_tokens": max_tokens, "content": None}
-            self.calls.append(call)
-            start = time.perf_counter()
-            result = self.answer(messages, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens)
-            call |= {"content": result.content, "chat_s": time.perf_counter() - start, "binding_s": result.latency_s}
-            return result
-
-        def answer(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
-            return super().chat(messages, **kwargs)
-
-    class Dry(Recording):
-        """The first value each field allows, without the model: a run that only collects the requests."""
-
-        def answer(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
-            data = first_values(kwargs["schema"])
-            return ChatResult(content=json.dumps(data), data=data, provider=self.name, model=self.model,
-                              prompt_tokens=0, completion_tokens=0, latency_s=0.0, cost_usd=0.0)
-
-    return Recording, Dry
-
-
-@dataclass
-class Bench:
-    """What every agent run of the benchmark shares: settings, resources, the manifests, the model's path."""
-
-    settings: Any
-    resources: dict[str, Any]
-    manifest: Any  # support_triage as declared (throughput)
-    always: Any  # the same, asking the model for every open field (compare)
-    path: Path  # the GGUF (not assembled in a smoke run)
-    assemble_s: float  # getting the GGUF ready (assembled from its package the first time)
-    base: type  # LocalProvider, or the smoke provider
-    warmup_day: str
-    compare_day: str
-    throughput_day: str
-
-    def llm(self, kind: type, calls: list[dict[str, Any]]) -> Any:
-        """What `run_agent` uses of an LLMResource, `provider(model)`: the resource's LocalProvider as `kind`."""
-        from factory_pipelines.lib.agents.models.providers import LocalProvider
-
-        resource = self.resources["llm"]
-
-        def provider(model: Any) -> Any:
-            if not smoke():
-                base = resource.provider(model)  # assembles the GGUF if missing; the server is the process's one
-                if not isinstance(base, LocalProvider):
-                    raise SystemExit(f"{AGENT} does not use the local model ({model.provider}); nothing to compare")
-            wrapped = kind(self.path, n_ctx=resource.context_window, threads=resource.threads,
-                           usd_per_cpu_second=resource.usd_per_cpu_second)
-            wrapped.calls = calls
-            return wrapped
-
-        return SimpleNamespace(provider=provider)
-
-    def run(self, manifest: Any, day: str, kind: type, calls: list[dict[str, Any]], run_id: str,
-            limit: int | None = None, offset: int = 0) -> tuple[float, float, Any]:
-        """One agent run over the day or a block of it: wall seconds, others' CPU seconds, the RunReport."""
-        from factory_pipelines.defs.agents.assets import run_agent
-
-        context = SimpleNamespace(partition_key=day, run=SimpleNamespace(run_id=run_id))  # what run_agent reads
-        r, llm = self.resources, self.llm(kind, calls)
-        with ticket_block(limit, offset):
-            seconds, others, report = measured(lambda: run_agent(
-                context, manifest, self.settings.manifests_dir / f"{AGENT}.yaml", warehouse=r["warehouse"],
-                feature_store=r["feature_store"], tracking=r["tracking"], llm=llm, policy_engine=r["policy_engine"],
-                labels_dir=self.settings.labels_dir, response_cache=False))
-        if report.errors:
-            print(f"  {len(report.errors)} ticket(s) not decided: {report.errors[:3]}")
-        return seconds, others, report
-
-
-@contextmanager
-def ticket_block(limit: int | None, offset: int = 0) -> Iterator[None]:
-    """The agent reads `limit` tickets of the day from `offset` (its ticket query gets LIMIT and OFFSET)."""
-    from factory_pipelines.defs.agents import assets
-
-    sql = assets.TICKETS_SQL
-    if limit:
-        assets.TICKETS_SQL = f"{sql.rstrip()}\nLIMIT {int(limit)} OFFSET {int(offset)}"
-    try:
-        yield
-    finally:
-        assets.TICKETS_SQL = sql
-
-
-def bodies_of(base: type, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The request bodies `LocalProvider.chat` sends to the binding for these calls."""
-    return [base.request_body(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"])
-            for c in calls]
-
-
-def bare_loop(server: Any, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The bare side: the requests, one after the other, to the llama.cpp server."""
-    return [server.handle_chat_completions(body) for body in bodies]
-
-
-def answers_of(responses: list[dict[str, Any]]) -> list[str]:
-    errors = [r["error"] for r in responses if "error" in r]
-    if errors:
-        raise SystemExit(f"a bare call failed: {errors[0]}")
-    return [r["choices"][0]["message"]["content"] or "" for r in responses]
-
-
-def requests_of(calls: list[dict[str, Any]]) -> list[tuple]:
-    return [(c["messages"], c["schema"], c["temperature"], c["seed"], c["max_tokens"]) for c in calls]
-
-
-def decisions(resources: dict[str, Any], day: str) -> list[tuple]:
-    with resources["warehouse"].connect(read_only=True) as con:
-        return con.execute(f"SELECT {DECISION_COLUMNS} FROM agents.decisions WHERE agent = ? AND partition = ? "
-                           "ORDER BY ticket_id", [AGENT, day]).fetchall()
-
-
-def row_differences(rows: list[tuple], again: list[tuple]) -> dict[str, list[str]]:
-    """Ticket -> the decision columns that differ between two runs (a ticket missing from one: its id)."""
-    columns = [c.strip() for c in DECISION_COLUMNS.split(",")]
-    first, second = {r[0]: r for r in rows}, {r[0]: r for r in again}
-    return {t: [c for c, x, y in zip(columns, first.get(t, ()), second.get(t, ()), strict=False) if x != y]
-            or ["ticket_id"] for t in sorted(set(first) | set(second)) if first.get(t) != second.get(t)}
-
-
-def forget_effects(resources: dict[str, Any], day: str) -> None:
-    """Delete the day's side effects and outbox rows of the agent: the next run of the day acts as a first run."""
-    with resources["warehouse"].connect() as con:
-        for table in EFFECT_TABLES:
-            con.execute(f"DELETE FROM agents.{table} WHERE agent = ? AND ticket_id IN (SELECT ticket_id FROM "
-                        "agents.outbox WHERE agent = ? AND partition = ?)", [AGENT, AGENT, day])
-        con.execute("DELETE FROM agents.outbox WHERE agent = ? AND partition = ?", [AGENT, day])
-
-
-def breakdown(seconds: float, report: Any, calls: list[dict[str, Any]]) -> dict[str, float]:
-    """Where a project run's time goes: outside the ticket loop, tickets without the model, provider, binding."""
-    chat = sum(c.get("chat_s", 0.0) for c in calls)
-    binding = sum(c.get("binding_s", 0.0) for c in calls)
-    return {"wall_s": seconds, "ticket_loop_s": report.wall_s, "outside_ticket_loop_s": seconds - report.wall_s,
-            "tickets_without_model_s": report.wall_s - chat, "provider_overhead_s": chat - binding,
-            "binding_s": binding}
-
-
-def prepare(settings: Any, days: list[date]) -> Bench:
-    """The resources and manifests of the agent runs, over the days whose data the setup built."""
-    from factory_pipelines.defs.resources import build_resources
-    from factory_pipelines.lib.agents.manifests import load_manifest
-
-    manifest = load_manifest(settings.manifests_dir / f"{AGENT}.yaml")
-    always = manifest.model_copy(update={"decision": manifest.decision.model_copy(
-        update={"model_below_confidence": ALWAYS_ASK})})
-    warmup, compare, throughput = (d.isoformat() for d in days[-3:])  # the days held out from training
-    start = time.perf_counter()
-    path = Path(settings.model_dir) / "scripted-smoke-run.gguf"
-    if not smoke():
-        from factory_pipelines.lib.agents.models.providers import local_model_path
-
-        path = local_model_path(Path(settings.model_dir))
-    return Bench(settings, build_resources(settings), manifest, always, path, time.perf_counter() - start,
-                 local_provider(), warmup, compare, throughput)
 
 
 def model_load(bench: Bench) -> dict[str, Any]:
@@ -350,16 +100,15 @@ def model_load(bench: Bench) -> dict[str, Any]:
 
     llm, path, base = bench.resources["llm"], bench.path, bench.base
     before = _local_server.cache_info()
+
+    def server_of_a_new_provider() -> Any:
+        return base(path, n_ctx=llm.context_window, threads=llm.threads).server
+
     seconds = {}
-    start = time.perf_counter()
-    server = base(path, n_ctx=llm.context_window, threads=llm.threads).server
-    seconds["load_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    again = base(path, n_ctx=llm.context_window, threads=llm.threads).server
-    seconds["second_access_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    bare = SCRIPTED if smoke() else _local_server.__wrapped__(str(path), llm.context_window, llm.threads)
-    seconds["bare_server_load_s"] = time.perf_counter() - start
+    seconds["load_s"], server = timed(server_of_a_new_provider)
+    seconds["second_access_s"], again = timed(server_of_a_new_provider)
+    seconds["bare_server_load_s"], bare = timed(
+        lambda: SCRIPTED if smoke() else _local_server.__wrapped__(str(path), llm.context_window, llm.threads))
     size = f"{path.stat().st_size / 2**20:.0f} MiB" if path.exists() else "not assembled: scripted server (smoke run)"
     print(f"\nmodel: {path.name} ({size}; GGUF ready in {bench.assemble_s:.2f} s)")
     print(f"  first LocalProvider.server access (llama.cpp loads the model): {seconds['load_s']:.3f} s; cache "
@@ -410,7 +159,7 @@ def compare_sides(bench: Bench, bare_server: Any, recording: type, dry: list[lis
     runs: dict[str, list[dict[str, Any]]] = {"project": [], "bare": []}
     out: dict[str, Any] = {"runs": runs, "project_calls": [], "bare_answers": [], "block0_rows": []}
     for k in range(len(dry)):
-        for side in (("project", "bare") if k % 2 == 0 else ("bare", "project")):
+        for side in side_order(("project", "bare"), k):
             if side == "project":
                 calls: list[dict[str, Any]] = []
                 seconds, others, report = bench.run(bench.always, bench.compare_day, recording, calls,

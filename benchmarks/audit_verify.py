@@ -17,7 +17,7 @@ One warm-up of each side, then --repeat repetitions each, the order of the sides
 seconds. Goal: project / bare <= 1.5. Reported: entries per second of both. After the timing, one entry
 in the middle is edited and `verify` must name it (timed, reported).
 
-    .venv/bin/python -m benchmarks.audit_verify [--entries N] [--repeat N]
+    .venv/bin/python -m benchmarks.audit_verify [--entries N] [--repeat N] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
@@ -37,6 +38,7 @@ from benchmarks import (
     number,
     parse_args,
     print_summary_rows,
+    side_order,
     verdict,
     write_result,
 )
@@ -116,6 +118,83 @@ def read_only(con: Any) -> int:
     return rows
 
 
+def build_log(con: Any, entries: int) -> tuple[dict[str, float], float, float]:
+    """The setup, timed and printed: `entries` appended in blocks. Its seconds, payload bytes, entries/s."""
+    start = time.perf_counter()
+    setup = build(con, entries)
+    setup["build_s"] = time.perf_counter() - start
+    sql = "SELECT avg(strlen(payload::VARCHAR)) FROM governance.audit_log"
+    payload_bytes = con.execute(sql).fetchall()[0][0]
+    append_rate = entries / setup["append_s"]
+    print(f"setup: {entries:,} entries in {setup['build_s']:.1f} s (making events "
+          f"{setup['making_events_s']:.1f} s, append {setup['append_s']:.1f} s = "
+          f"{number(append_rate)} entries/s); payload {payload_bytes:.0f} bytes on average")
+    return setup, payload_bytes, append_rate
+
+
+def check_sides_agree(sides: dict[str, Callable[[], Any]], entries: int) -> None:
+    """Warm-up of every side; project and bare must find the same intact chain, or nothing is measured."""
+    outcomes = {name: fn() for name, fn in sides.items()}
+    report, (rows, bad, last) = outcomes["project"], outcomes["bare"]
+    same = (report.ok and bad == 0 and rows == report.entries == entries
+            and last == report.head_hash)
+    print(f"project: {report.summary()}")
+    print(f"bare: {rows:,} rows, {bad} bad, last hash {last[:12]}; both intact, same head: {same}")
+    if not same:
+        raise SystemExit("the sides disagree on the chain: not measuring")
+
+
+def time_sides(sides: dict[str, Callable[[], Any]], entries: int, repeat: int) -> dict[str, Any]:
+    """`repeat` timed runs of each side, the order rotating; median seconds, entries/s and the ratio, printed."""
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    for r in range(repeat):
+        for name in side_order(list(sides), r):
+            start = time.perf_counter()
+            sides[name]()
+            seconds[name].append(time.perf_counter() - start)
+    med = {name: median(values) for name, values in seconds.items()}
+    rate = {name: entries / med[name] for name in sides}
+    ratio = med["project"] / med["bare"]
+    print(f"\n[{entries:,} entries] {repeat} repetitions per side, median:")
+    for name, label in (("project", "project verify"), ("bare", "bare arrow read + hashlib"),
+                        ("read_only", "read alone (diagnostic)")):
+        print(f"  {label + ':':28}{med[name]:7.2f} s  {number(rate[name])} entries/s")
+    print(f"  ratio project/bare: {ratio:.2f}  (goal <= {GOAL}) -> {verdict(ratio <= GOAL)}")
+    return {"seconds": seconds, "median_s": med, "entries_per_s": rate, "ratio": ratio}
+
+
+def tampered_case(con: Any, entries: int) -> dict[str, Any]:
+    """One entry in the middle edited: `verify` must name it, and only it."""
+    from factory_pipelines.lib.governance.audit.verify import verify
+
+    middle = entries // 2
+    patch = "UPDATE governance.audit_log SET payload = json_merge_patch(payload, ?) WHERE seq = ?"
+    con.execute(patch, ['{"verdict":"approved_by_admin"}', middle])
+    tampered = verify(con)
+    caught = [(p.kind, p.seq) for p in tampered.problems] == [("edited", middle)]
+    print(f"  one entry edited (seq {middle}): {tampered.summary().splitlines()[-1].strip()} in "
+          f"{tampered.seconds:.2f} s -> {verdict(caught)}")
+    return {"seq": middle, "caught": caught, "seconds": tampered.seconds,
+            "problems": [p.__dict__ for p in tampered.problems]}
+
+
+def summary_rows(entries: int, timing: dict[str, Any], tampered: dict[str, Any],
+                 append_rate: float) -> list[dict[str, Any]]:
+    med, rate, ratio = timing["median_s"], timing["entries_per_s"], timing["ratio"]
+    return [
+        {"case": f"verify, {entries:,} entries", "metric": "median time", "unit": "s",
+         "project": med["project"], "bare": med["bare"], "ratio": ratio, "goal": f"<= {GOAL}",
+         "met": ratio <= GOAL},
+        {"case": f"verify, {entries:,} entries", "metric": "throughput", "unit": "entries/s",
+         "project": rate["project"], "bare": rate["bare"], "ratio": None, "goal": "reported",
+         "met": True},
+        {"case": f"edited entry {tampered['seq']} found", "metric": "verify time", "unit": "s",
+         "project": tampered["seconds"], "bare": 0, "ratio": None, "goal": "named", "met": tampered["caught"]},
+        {"case": f"append, blocks of {BLOCK:,}", "metric": "throughput", "unit": "entries/s",
+         "project": append_rate, "bare": 0, "ratio": None, "goal": "reported", "met": True},
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000, help="entries in the log")
@@ -129,76 +208,19 @@ def main() -> None:
         from factory_pipelines.resources.warehouse import WarehouseResource
 
         with WarehouseResource(database=settings.warehouse).connect() as con:
-            start = time.perf_counter()
-            setup = build(con, args.entries)
-            setup["build_s"] = time.perf_counter() - start
-            sql = "SELECT avg(strlen(payload::VARCHAR)) FROM governance.audit_log"
-            payload_bytes = con.execute(sql).fetchall()[0][0]
-            append_rate = args.entries / setup["append_s"]
-            print(f"setup: {args.entries:,} entries in {setup['build_s']:.1f} s (making events "
-                  f"{setup['making_events_s']:.1f} s, append {setup['append_s']:.1f} s = "
-                  f"{number(append_rate)} entries/s); payload {payload_bytes:.0f} bytes on average")
+            setup, payload_bytes, append_rate = build_log(con, args.entries)
+            sides = {"project": lambda: verify(con), "bare": lambda: bare_verify(con),
+                     "read_only": lambda: read_only(con)}
+            check_sides_agree(sides, args.entries)
+            timing = time_sides(sides, args.entries, args.repeat)
+            tampered = tampered_case(con, args.entries)
 
-            outcomes: dict[str, Any] = {}
-            sides = {
-                "project": lambda: verify(con),
-                "bare": lambda: bare_verify(con),
-                "read_only": lambda: read_only(con),
-            }
-            for name, fn in sides.items():  # warm-up, and the answers
-                outcomes[name] = fn()
-            report, (rows, bad, last) = outcomes["project"], outcomes["bare"]
-            same = (report.ok and bad == 0 and rows == report.entries == args.entries
-                    and last == report.head_hash)
-            print(f"project: {report.summary()}")
-            print(f"bare: {rows:,} rows, {bad} bad, last hash {last[:12]}; both intact, same head: {same}")
-            if not same:
-                raise SystemExit("the sides disagree on the chain: not measuring")
-
-            seconds: dict[str, list[float]] = {name: [] for name in sides}
-            names = list(sides)
-            for r in range(args.repeat):
-                for name in names[r % len(names):] + names[: r % len(names)]:
-                    start = time.perf_counter()
-                    sides[name]()
-                    seconds[name].append(time.perf_counter() - start)
-            med = {name: median(values) for name, values in seconds.items()}
-            rate = {name: args.entries / med[name] for name in sides}
-            ratio = med["project"] / med["bare"]
-            print(f"\n[{args.entries:,} entries] {args.repeat} repetitions per side, median:")
-            for name, label in (("project", "project verify"), ("bare", "bare arrow read + hashlib"),
-                                ("read_only", "read alone (diagnostic)")):
-                print(f"  {label + ':':28}{med[name]:7.2f} s  {number(rate[name])} entries/s")
-            print(f"  ratio project/bare: {ratio:.2f}  (goal <= {GOAL}) -> {verdict(ratio <= GOAL)}")
-
-            middle = args.entries // 2
-            patch = "UPDATE governance.audit_log SET payload = json_merge_patch(payload, ?) WHERE seq = ?"
-            con.execute(patch, ['{"verdict":"approved_by_admin"}', middle])
-            tampered = verify(con)
-            caught = [(p.kind, p.seq) for p in tampered.problems] == [("edited", middle)]
-            print(f"  one entry edited (seq {middle}): {tampered.summary().splitlines()[-1].strip()} in "
-                  f"{tampered.seconds:.2f} s -> {verdict(caught)}")
-
-        summary = [
-            {"case": f"verify, {args.entries:,} entries", "metric": "median time", "unit": "s",
-             "project": med["project"], "bare": med["bare"], "ratio": ratio, "goal": f"<= {GOAL}",
-             "met": ratio <= GOAL},
-            {"case": f"verify, {args.entries:,} entries", "metric": "throughput", "unit": "entries/s",
-             "project": rate["project"], "bare": rate["bare"], "ratio": None, "goal": "reported",
-             "met": True},
-            {"case": f"edited entry {middle} found", "metric": "verify time", "unit": "s",
-             "project": tampered.seconds, "bare": 0, "ratio": None, "goal": "named", "met": caught},
-            {"case": f"append, blocks of {BLOCK:,}", "metric": "throughput", "unit": "entries/s",
-             "project": append_rate, "bare": 0, "ratio": None, "goal": "reported", "met": True},
-        ]
+        summary = summary_rows(args.entries, timing, tampered, append_rate)
         print("\nsummary")
         print_summary_rows(summary)
         write_result(NAME, {"machine": info, "entries": args.entries, "repeat": args.repeat,
-                            "payload_bytes_avg": payload_bytes, **setup, "seconds": seconds, "median_s": med,
-                            "entries_per_s": rate, "ratio": ratio, "goal": GOAL, "met": ratio <= GOAL,
-                            "tampered": {"seq": middle, "caught": caught, "seconds": tampered.seconds,
-                                         "problems": [p.__dict__ for p in tampered.problems]},
-                            "summary": summary})
+                            "payload_bytes_avg": payload_bytes, **setup, **timing, "goal": GOAL,
+                            "met": timing["ratio"] <= GOAL, "tampered": tampered, "summary": summary})
     finally:
         cleanup(home)
 
