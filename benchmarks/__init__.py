@@ -180,8 +180,8 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def side_order(sides: Sequence[str], r: int) -> list[str]:
-    """The sides in the order of round `r`, rotated by one each round (two sides alternate), so that no side
-    always runs first, with the other's caches warm or after it."""
+    """The sides in the order of round `r`, rotated by one each round (two sides alternate): no side always
+    goes first, on cold caches, or last, after the others' work."""
     k = r % len(sides)
     return [*sides[k:], *sides[:k]]
 
