@@ -6,8 +6,8 @@ Helpers shared by the benchmark modules live here. They import nothing from `fac
 benchmark first points `FACTORY_HOME` at a fresh temporary folder (`isolated_home`), then imports.
 
 Smoke runs (`--smoke`, or BENCH_SMOKE=1 in the environment): every benchmark at a few rows, one
-repetition, goals not judged, results written to BENCH_RESULTS_DIR (a temporary folder) instead of
-benchmarks/results. The test suite runs each one that way (tests/test_benchmarks.py), so a benchmark that
+repetition, goals not judged, results written to BENCH_RESULTS_DIR when set, else benchmarks/results/smoke
+(never over the real figures in benchmarks/results). The test suite runs each one that way (tests/test_benchmarks.py), so a benchmark that
 no longer runs fails CI.
 """
 
@@ -57,8 +57,11 @@ def parse_args(parser: argparse.ArgumentParser, **smoke_sizes: Any) -> argparse.
 
 
 def results_dir() -> Path:
-    """Where results go: benchmarks/results, or BENCH_RESULTS_DIR when set (smoke runs use a temporary folder)."""
-    return Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else RESULTS_DIR
+    """Where results go: BENCH_RESULTS_DIR when set, else benchmarks/results (smoke runs: its `smoke/` folder,
+    so a smoke run never replaces the figures of a real one)."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    return RESULTS_DIR / "smoke" if smoke() else RESULTS_DIR
 
 
 def isolated_home(name: str) -> Path:
