@@ -220,3 +220,85 @@ def test_warn_loads_rows_of_other_days_and_flags_them(tmp_path: Path, monkeypatc
         outcome.check_descriptions["raw/tickets:timestamps_in_partition"])
     assert "staging/tickets" in outcome.materialized
     get_settings.cache_clear()
+
+
+# --- a French helpdesk export: Windows-1252, `;`, day-first times, NULL/N/A, multi-line bodies, bad rows ------
+
+HELPDESK = """
+name: tickets
+description: Tickets from our French helpdesk (Windows-1252, semicolons, NULL/N/A for empty fields).
+format: csv
+file_pattern: "*.csv"
+contract: tickets_v1
+primary_key: [ticket_id]
+max_quarantine_rate: 0.5
+allow_empty_days: true
+partition_time: {column: created_at, out_of_partition: error}
+csv: {delimiter: ";", encoding: windows-1252, null_values: ["NULL", "N/A"], timestamp_format: "%d/%m/%Y %H:%M"}
+columns:
+  - {name: ticket_id, type: VARCHAR, required: true, source_name: "N° ticket", pattern: "ZD-[0-9]{5}"}
+  - {name: customer_id, type: VARCHAR, default: "C-00000"}
+  - {name: created_at, type: TIMESTAMP, required: true, source_name: "Créé le"}
+  - {name: channel, type: VARCHAR, required: true, enum: [email, chat, phone, web], source_name: "Canal",
+     value_map: {"E-mail": email, "Chat": chat, "Téléphone": phone, "Web": web}}
+  - {name: subject, type: VARCHAR, required: true, max_length: 500, source_name: "Objet"}
+  - {name: body, type: VARCHAR, required: true, source_name: "Message"}
+  - {name: order_id, type: VARCHAR, source_name: "Commande"}
+  - {name: in_reply_to, type: VARCHAR}
+"""
+HELPDESK_HEADER = "Priorité;N° ticket;Créé le;Canal;Demandeur;Objet;Message;Commande;Agent assigné"
+
+
+def helpdesk_day(*rows: str) -> bytes:
+    return ("\r\n".join([HELPDESK_HEADER, *rows]) + "\r\n").encode("cp1252")
+
+
+HELPDESK_DAYS = {
+    "2026-11-03": helpdesk_day(
+        'Haute;ZD-10001;03/11/2026 09:15;E-mail;José Müller;Remboursement;"Bonjour,\nma commande O-1234567 est '
+        'arrivée cassée.\nJe veux mes 49,99 € — merci !";O-1234567;Zoé',
+        'Basse;ZD-10002;03/11/2026 10:02;Chat;Chloé Dubois;Connexion;"Plus de connexion ""depuis hier""";NULL;N/A',
+        "Moyenne;ZD-10003;03/11/2026 11:40;Fax;François Lefèvre;Facture;Renvoyez la facture;N/A;Zoé",  # enum
+        "Moyenne;ZD-10004;03/11/2026 12:00;Web;Renée Øster;N/A;Sujet manquant;NULL;Zoé",  # not_null
+        "Basse;ZD-10002;03/11/2026 13:30;Téléphone;Chloé Dubois;Connexion (bis);Doublon;NULL;Zoé",  # duplicate_key
+        "Haute;ZD-10005;03/11/2026 14:05;Téléphone;Ana Núñez;Colis;Où;est;mon colis;NULL;Zoé",  # malformed_row
+        "Basse;ZD-10006;03/10/2026 08:00;Web;Hélène Garçon;Ancien;Le mois dernier;NULL;Zoé",  # out_of_partition
+        "Basse;ZD-10007;31/11/2026 08:00;Web;Hélène Garçon;Date;Date impossible;NULL;Zoé",  # type
+        'Basse;ZD-10008;03/11/2026 23:59;Web;Bjørn Ærø;Dernier;"Fin de journée – “citation”";O-7654321;Zoé'),
+    "2026-11-04": helpdesk_day("Basse;ZD-10009;04/11/2026 08:30;E-mail;Élodie;Question;Prix: 12 €;NULL;Zoé",
+                               "Basse;ZD-10010;04/11/2026 09:30;Web;Ügur;Retour;Retour produit;O-1111111;N/A"),
+    "2026-11-05": helpdesk_day(),  # a quiet day: the header only
+}
+
+
+@pytest.mark.slow
+def test_french_helpdesk_export_quarantines_each_bad_row_with_its_rule(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, defs = new_user(tmp_path, monkeypatch, HELPDESK, HELPDESK_DAYS)
+
+    busy, clean, quiet = run_partitions("data_plane_job", list(HELPDESK_DAYS), definitions=defs)
+
+    for outcome in (busy, clean, quiet):
+        assert outcome.success, (outcome.failed_steps, outcome.error, outcome.check_descriptions)
+        assert all(outcome.checks.values()), outcome.check_descriptions
+    raw = busy.materialized["raw/tickets"]
+    assert (raw["rows_read"], raw["rows_loaded"], raw["rows_quarantined"]) == (9, 3, 6)
+    assert quiet.materialized["raw/tickets"]["rows_read"] == 0
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        quarantined = con.execute(
+            "SELECT rule, column_name, source_file, coalesce(source_row, source_line) IS NOT NULL, payload "
+            "FROM raw.quarantine WHERE source = 'tickets' ORDER BY rule").fetchall()
+        loaded = con.execute("SELECT ticket_id, customer_id, channel, body, _extra->>'$.Priorité' FROM raw.tickets "
+                             "WHERE _partition = DATE '2026-11-03' ORDER BY 1").fetchall()
+    assert [(rule, column) for rule, column, *_ in quarantined] == [
+        ("duplicate_key", "ticket_id"), ("enum", "channel"), ("malformed_row", None), ("not_null", "subject"),
+        ("out_of_partition", "created_at"), ("type", "created_at")]
+    assert all(file.endswith("2026-11-03/export.csv") and located for _, _, file, located, _ in quarantined)
+    assert all(ticket in payload for (*_, payload), ticket in zip(quarantined, [
+        "ZD-10002", "ZD-10003", "ZD-10005", "ZD-10004", "ZD-10006", "ZD-10007"], strict=True))
+    assert loaded == [
+        ("ZD-10001", "C-00000", "email", "Bonjour,\nma commande O-1234567 est arrivée cassée.\nJe veux mes 49,99 € — "
+         "merci !", "Haute"),
+        ("ZD-10002", "C-00000", "chat", 'Plus de connexion "depuis hier"', "Basse"),
+        ("ZD-10008", "C-00000", "web", "Fin de journée – “citation”", "Basse")]
+    get_settings.cache_clear()

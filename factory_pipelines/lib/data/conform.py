@@ -2,11 +2,12 @@
 
 One partition of `staging.<source>` is rebuilt from the same partition of `raw.<source>` in one
 transaction, so re-running replaces it; raw rows of a load that did not finish (`_loaded_at` NULL) are
-not taken. A declared column the raw table lacks (the user's declaration
-leaves it out) is NULL in staging, and `STAGING_ORIGIN` says which raw column each staging column comes
-from, so the staging contracts follow the source declaration too. A ticket (or article revision) belongs to the day it was first
-delivered: a re-delivery on a later day is not loaded again (the count is returned), whatever order
-the days are built in. Order amounts get a USD value from configured rates.
+not taken, nor do they make a later day's ticket look like a re-delivery. A declared column the raw table
+lacks (the user's declaration leaves it out) is NULL in staging, and `STAGING_ORIGIN` says which raw column
+each staging column comes from, so the staging contracts follow the source declaration too. A ticket (or
+article revision) belongs to the day it was first delivered: a re-delivery on a later day is not loaded
+again (the count is returned), whatever order the days are built in. Order amounts get a USD value from
+configured rates.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _select(source: str, fx_rates: dict[str, float], present: set[str]) -> str:
         return q(name) if name in present else f"NULL::{kind}"
 
     loaded = " AND _loaded_at IS NOT NULL" if "_loaded_at" in present else ""  # rows whose load finished
+    earlier_loaded = " AND e._loaded_at IS NOT NULL" if "_loaded_at" in present else ""  # so are earlier days'
 
     if source == "tickets":
         return f"""SELECT trim(ticket_id), trim({c('customer_id')}), {c('created_at', 'TIMESTAMP')},
@@ -53,7 +55,7 @@ def _select(source: str, fx_rates: dict[str, float], present: set[str]) -> str:
             nullif(trim({c('in_reply_to')}), ''), nullif(trim({c('in_reply_to')}), '') IS NOT NULL,
             length(trim({c('body')})), _partition
             FROM raw.tickets r WHERE _partition = $d{loaded} AND NOT EXISTS (
-                SELECT 1 FROM raw.tickets e WHERE trim(e.ticket_id) = trim(r.ticket_id) AND e._partition < $d)"""
+                SELECT 1 FROM raw.tickets e WHERE trim(e.ticket_id) = trim(r.ticket_id) AND e._partition < $d{earlier_loaded})"""
     if source == "customers":
         return f"""SELECT trim(customer_id), trim({c('name')}), lower(trim({c('email')})), {c('plan')}, {c('region')},
             {c('signup_date', 'DATE')}, {c('lifetime_spend', 'DOUBLE')}, updated_at, _partition FROM raw.customers
@@ -69,7 +71,7 @@ def _select(source: str, fx_rates: dict[str, float], present: set[str]) -> str:
             coalesce({c('tags', 'VARCHAR[]')}, []::VARCHAR[]), updated_at, _partition FROM raw.kb_articles r
             WHERE _partition = $d{loaded} AND NOT EXISTS (
                 SELECT 1 FROM raw.kb_articles e WHERE trim(e.article_id) = trim(r.article_id)
-                AND e.updated_at = r.updated_at AND e._partition < $d)"""
+                AND e.updated_at = r.updated_at AND e._partition < $d{earlier_loaded})"""
     raise KeyError(f"no conformance rule for source {source!r}")
 
 

@@ -63,10 +63,16 @@ def declared_expectations(spec: SourceSpec) -> list[dict[str, Any]]:
 class Declaration:
     """A declaration as a table's contract sees it: `origin` maps a table column to the declared column it
     comes from (default: the same name); None marks a column the declaration does not describe (lineage, a
-    flag computed in staging), whose rules are left alone."""
+    flag computed in staging), whose rules are left alone.
+
+    `rows_read`: the records the day's files held (loaded + quarantined), when the caller knows it. A day with
+    no rows in the table but rows read is not a quiet day, every row was quarantined (a wrong encoding or a
+    renamed header quarantines a whole file as `missing_column`): `allow_empty_days` does not excuse it.
+    None: the table's rows are all there is to know."""
 
     spec: SourceSpec
     origin: dict[str, str | None] = field(default_factory=dict)
+    rows_read: int | None = None
 
     def status(self, column: str) -> str:
         """lineage | absent | defaulted | optional | required, for a column of the validated table."""
@@ -102,19 +108,25 @@ def follow_declaration(expectations: list[dict[str, Any]], declaration: Declarat
       a day it has no values;
     - a column with a default: whole-column rules are dropped (they would judge the constant);
     - `allow_empty_days`: an empty day skips the row-count and whole-column rules; without it, a row-count
-      minimum below 1 becomes 1, so an empty day fails.
+      minimum below 1 becomes 1, so an empty day fails. A day whose files held rows (`rows_read`) that were
+      all quarantined is not an empty day: it is judged as if empty days were not allowed.
     """
     spec, kept, notes = declaration.spec, [], []
     where = f"sources/{spec.name}.yaml"
+    all_quarantined = rows == 0 and bool(declaration.rows_read)
+    quiet_day_allowed = spec.allow_empty_days and not all_quarantined
+    if spec.allow_empty_days and all_quarantined:
+        notes.append(f"not a quiet day: {declaration.rows_read} rows read, none loaded (all quarantined), so "
+                     f"allow_empty_days in {where} does not apply")
     for expectation in expectations:
         kind, columns = expectation["type"], expectation_columns(expectation)
         label = f"{kind}({', '.join(columns)})" if columns else kind
         statuses = {c: declaration.status(c) for c in columns}
-        reason = _drop_reason(kind, statuses, rows, columns_without_values, spec.allow_empty_days, where)
+        reason = _drop_reason(kind, statuses, rows, columns_without_values, quiet_day_allowed, where)
         if reason:
             notes.append(f"dropped {label}: {reason}")
             continue
-        changed, note = _relaxed(expectation, declaration, frame_columns, where)
+        changed, note = _relaxed(expectation, declaration, frame_columns, where, quiet_day_allowed)
         if note:
             notes.append(f"relaxed {label}: {note}")
         kept.append(changed)
@@ -138,11 +150,13 @@ def _drop_reason(kind: str, statuses: dict[str, str], rows: int, without_values:
 
 
 def _relaxed(expectation: dict[str, Any], declaration: Declaration, frame_columns: set[str],
-             where: str) -> tuple[dict[str, Any], str | None]:
+             where: str, quiet_day_allowed: bool) -> tuple[dict[str, Any], str | None]:
     kind, kwargs = expectation["type"], expectation["kwargs"]
     changed = copy.deepcopy(expectation)
-    if kind == ROW_COUNT and not declaration.spec.allow_empty_days and (kwargs.get("min_value") or 0) < 1:
+    if kind == ROW_COUNT and not quiet_day_allowed and (kwargs.get("min_value") or 0) < 1:
         changed["kwargs"]["min_value"] = 1
+        if declaration.spec.allow_empty_days:
+            return changed, "min_value 1: every row read was quarantined, which is not a quiet day"
         return changed, f"min_value 1: a day needs rows unless allow_empty_days is true in {where}"
     if kind == LENGTHS and (kwargs.get("min_value") or 0) >= 1:
         column = kwargs["column"]

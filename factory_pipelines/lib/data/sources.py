@@ -9,28 +9,58 @@ learns what to fix before anything runs.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
 
 SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
-# Declared encoding (any spelling here) -> the one the loader uses. DuckDB reads utf-8, utf-16 and latin-1
-# itself; windows-1252 (what Windows calls "ANSI") is transcoded to UTF-8 by Python before DuckDB reads it.
+NUMERIC_TYPES = {"BIGINT", "INTEGER", "DOUBLE"}
+# What other tools call the supported types: named in the error, never accepted silently.
+TYPE_HINTS = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "STR": "VARCHAR", "CHAR": "VARCHAR", "INT": "INTEGER",
+              "LONG": "BIGINT", "FLOAT": "DOUBLE", "NUMBER": "DOUBLE", "DECIMAL": "DOUBLE", "BOOL": "BOOLEAN",
+              "DATETIME": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP", "LIST": "VARCHAR[]", "ARRAY": "VARCHAR[]"}
+# Declared encoding -> the one the loader uses, by the name written without case, '-', '_' or spaces (so
+# `windows1252`, `Windows_1252` and `ISO 8859-1` all read). DuckDB reads utf-8, utf-16 and latin-1 itself;
+# windows-1252 (what Windows calls "ANSI") is transcoded to UTF-8 by Python before DuckDB reads it. ASCII is
+# read as UTF-8 (a subset), and so is UTF-8 with a byte-order mark (`utf-8-sig`: the mark is skipped).
 ENCODINGS = {
-    "utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "utf-16",
-    "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1",
-    "windows-1252": "windows-1252", "cp1252": "windows-1252",
+    "utf8": "utf-8", "utf8sig": "utf-8", "ascii": "utf-8", "usascii": "utf-8", "utf16": "utf-16",
+    "latin1": "latin-1", "iso88591": "latin-1", "l1": "latin-1",
+    "windows1252": "windows-1252", "cp1252": "windows-1252", "win1252": "windows-1252",
 }
+ENCODING_NAMES = sorted(set(ENCODINGS.values()))
+ENCODING_HINTS = {"ansi": "Windows' \"ANSI\" is windows-1252", "mbcs": "Windows' \"ANSI\" is windows-1252",
+                  "iso885915": "ISO-8859-15 (Latin-9) is not read: convert the files to UTF-8, or export them as "
+                  "windows-1252, which also has the euro sign"}
 
 
 class SourceSpecError(ValueError):
     """A source declaration is missing or invalid; the message names the file."""
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _known_keys(model: type[BaseModel], data: Any, what: str) -> Any:
+    """Refuse a key the model does not have, naming the closest one (`requried` -> `required`) and all of them;
+    pydantic alone says only "Extra inputs are not permitted"."""
+    if not isinstance(data, dict):
+        return data
+    known = sorted({f.alias or name for name, f in model.model_fields.items()})
+    unknown = [str(k) for k in data if str(k) not in known]
+    if unknown:
+        key = unknown[0]
+        raise ValueError(f"{what}unknown key {key!r}{_did_you_mean(key, known)} (the keys are {', '.join(known)})")
+    return data
 
 
 class FromColumn(BaseModel):
@@ -64,12 +94,21 @@ class ColumnSpec(BaseModel):
     pattern: str | None = Field(None, description="Regular expression the whole value must match.")
     max_length: int | None = Field(None, ge=1, description="Longest allowed text, in characters.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        name = data.get("name") if isinstance(data, dict) else None
+        return _known_keys(cls, data, f"column {name!r}: " if name else "")
+
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        value = value.upper()
+    def _known_type(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip().upper()
         if value not in SUPPORTED_TYPES:
-            raise ValueError(f"type {value!r} is not one of {sorted(SUPPORTED_TYPES)}")
+            column = f"column {info.data['name']!r}: " if info.data.get("name") else ""
+            hint = (f"; did you mean {TYPE_HINTS[value]!r}?" if value in TYPE_HINTS
+                    else _did_you_mean(value, sorted(SUPPORTED_TYPES)))
+            raise ValueError(f"{column}type {value!r} is not one of {sorted(SUPPORTED_TYPES)}{hint}")
         return value
 
     @field_validator("pattern")
@@ -96,6 +135,16 @@ class ColumnSpec(BaseModel):
 
     @model_validator(mode="after")
     def _default_fits(self) -> ColumnSpec:
+        if (self.min is not None or self.max is not None) and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"column {self.name!r} ({self.type}): min and max apply to numbers "
+                             f"({', '.join(sorted(NUMERIC_TYPES))}); for text use max_length or pattern")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min} is above max {self.max}")
+        if self.value_map and self.enum is not None:
+            outside = {k: v for k, v in self.value_map.items() if v not in self.enum}
+            if outside:
+                raise ValueError(f"column {self.name!r}: value_map gives values outside its enum {self.enum}: "
+                                 f"{outside} (every such row would be quarantined as enum)")
         if self.default is not None and not isinstance(self.default, FromColumn):
             self.default = _constant(self.default, self)
         return self
@@ -131,10 +180,10 @@ def _constant(value: Any, column: ColumnSpec) -> Any:
         else:
             raise ValueError
     except ValueError:
-        raise ValueError(f"default {value!r} is not a {kind} value") from None
+        raise ValueError(f"default {value!r} is not a {kind} value (column {column.name!r})") from None
     broken = _broken_rule(value, column)
     if broken:
-        raise ValueError(f"default {value!r} breaks the column's own rule: {broken}")
+        raise ValueError(f"default {value!r} breaks the column's own rule: {broken} (column {column.name!r})")
     return value
 
 
@@ -172,13 +221,48 @@ class CsvOptions(BaseModel):
     timestamp_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
     date_format: str | None = Field(None, description="strptime format, when not ISO 8601.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data, "")
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        key = value.strip().lower().replace("_", "-")
+        key = re.sub(r"[\s_-]", "", value.lower())
         if key not in ENCODINGS:
-            raise ValueError(f"encoding {value!r} is not one of {sorted(set(ENCODINGS.values()))}")
+            hint = f" ({ENCODING_HINTS[key]})" if key in ENCODING_HINTS else ""
+            raise ValueError(f"encoding {value!r} is not one of {ENCODING_NAMES}{hint}")
         return ENCODINGS[key]
+
+    @field_validator("delimiter", "quote", "escape")
+    @classmethod
+    def _one_character(cls, value: str, info: ValidationInfo) -> str:
+        if len(value) != 1:
+            raise ValueError(f"{info.field_name} {value!r} must be exactly one character")
+        return value
+
+    @field_validator("timestamp_format", "date_format")
+    @classmethod
+    def _strptime(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A format without a %-code matches no value, so every row would be quarantined as `type`."""
+        if value is None:
+            return value
+        if not re.search(r"%[A-Za-z]", value):
+            raise ValueError(f"{info.field_name} {value!r} has no %-code: write it in strptime codes, e.g. "
+                             f"'%d/%m/%Y %H:%M' for 03/11/2026 14:05")
+        try:
+            duckdb.execute("SELECT try_strptime('', ?)", [value])
+        except duckdb.Error as exc:
+            raise ValueError(f"{info.field_name} {value!r} is not a format DuckDB reads: "
+                             f"{str(exc).splitlines()[0]}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvOptions:
+        if self.delimiter == self.quote:
+            raise ValueError(f"delimiter and quote are both {self.delimiter!r}")
+        return self
 
     @property
     def null_strings(self) -> list[str]:
@@ -200,6 +284,11 @@ class PartitionTime(BaseModel):
         0, ge=0, description="Rows dated up to this many days before the folder's day still belong to it (late "
         "deliveries, re-deliveries); rows dated after the day never do."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data, "")
 
 
 class SourceSpec(BaseModel):
@@ -226,6 +315,11 @@ class SourceSpec(BaseModel):
     owner: str = "data-platform"
     csv: CsvOptions = CsvOptions()
     columns: list[ColumnSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        return _known_keys(cls, data, "")
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> SourceSpec:
