@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
 from factory_pipelines.definitions import build_definitions
 from factory_pipelines.demo import write_demo_data
-from factory_pipelines.instance import prepare_instance
+from factory_pipelines.instance import latest_check_statuses, prepare_instance
 from factory_pipelines.runs import run_partitions
 from factory_pipelines.settings import get_settings
 from tests.conftest import use_home
@@ -154,7 +155,6 @@ def new_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, declaration: str, 
 
 
 def check_metadata(run_id: str, check: str) -> dict:
-    import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
@@ -183,6 +183,25 @@ def test_new_users_latin1_export_and_a_quiet_day_run_green(tmp_path: Path, monke
     assert quiet.success, (quiet.failed_steps, quiet.error, quiet.check_descriptions)
     assert quiet.materialized["raw/tickets"]["rows_read"] == 0
     assert all(quiet.checks.values()) and "raw/tickets:contract_tickets_v1" in quiet.checks
+    get_settings.cache_clear()
+
+
+def test_a_day_whose_rows_were_all_quarantined_is_not_a_quiet_day(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """allow_empty_days excuses a day without rows, not a day whose header was renamed (every row quarantined):
+    the raw contract itself fails, whatever the quarantine-rate bound says."""
+    renamed = NEW_USER_EXPORT.replace("Opened", "Opened at").encode("latin-1")
+    lenient = NEW_USER.replace("allow_empty_days: true", "allow_empty_days: true\nmax_quarantine_rate: 1.0")
+    settings, defs = new_user(tmp_path, monkeypatch, lenient, {"2026-11-01": renamed})
+
+    (outcome,) = run_partitions("data_plane_job", ["2026-11-01"], definitions=defs)
+
+    raw = outcome.materialized["raw/tickets"]
+    assert (raw["rows_read"], raw["rows_loaded"], raw["quarantined_by_rule"]) == (3, 0, {"missing_column": 3})
+    assert outcome.checks["raw/tickets:quarantine_rate_within_bound"] is True
+    assert outcome.checks["raw/tickets:contract_tickets_v1"] is False and not outcome.success
+    adjusted = check_metadata(outcome.run_id, "contract_tickets_v1")["adjusted_by_declaration"]
+    assert any(n.startswith("not a quiet day: 3 rows read, none loaded") for n in adjusted), adjusted
     get_settings.cache_clear()
 
 
@@ -219,6 +238,9 @@ def test_warn_loads_rows_of_other_days_and_flags_them(tmp_path: Path, monkeypatc
     assert "1 of 2 loaded rows have created_at outside 2026-11-01 .. 2026-11-01" in (
         outcome.check_descriptions["raw/tickets:timestamps_in_partition"])
     assert "staging/tickets" in outcome.materialized
+    check = dg.AssetCheckKey(dg.AssetKey(["raw", "tickets"]), "timestamps_in_partition")
+    with dg.DagsterInstance.get() as instance:  # recorded for the day, so `factory status` shows it
+        assert latest_check_statuses(instance, check, ["2026-11-01"]) == {"2026-11-01": "FAILED"}
     get_settings.cache_clear()
 
 

@@ -39,14 +39,16 @@ def contract_check(
         from factory_pipelines.lib.data.conform import STAGING_ORIGIN
         from factory_pipelines.lib.data.contracts import Declaration, declared_expectations, validate_frame
 
-        frame = warehouse.query_df(
-            f"SELECT * FROM {table} WHERE _partition = ?", [date.fromisoformat(context.partition_key)]
-        )
+        partition = date.fromisoformat(context.partition_key)
+        frame = warehouse.query_df(f"SELECT * FROM {table} WHERE _partition = ?", [partition])
         declared = declared_expectations(source) if source is not None else None
         follow = None
         if declaration is not None:
             origin = STAGING_ORIGIN.get(declaration.name, {}) if table.startswith("staging.") else {}
-            follow = Declaration(declaration, origin)
+            rows_read = None  # a raw table's day: loaded + quarantined, so an all-quarantined day is not quiet
+            if source is not None:
+                rows_read = len(frame) + sum(quarantined_by_rule(warehouse, source.name, partition).values())
+            follow = Declaration(declaration, origin, rows_read)
         result = validate_frame(frame, suite_path, index_columns, declared, follow)
         failed = [f.model_dump(mode="json") for f in result.failed]  # each with up to 5 example rows
         return dg.AssetCheckResult(
@@ -65,6 +67,13 @@ def contract_check(
         )
 
     return _check
+
+
+def quarantined_by_rule(warehouse: WarehouseResource, source: str, partition: date) -> dict[str, int]:
+    """The day's rows of `source` that went to quarantine, per rule: with the loaded rows, what its files held."""
+    with warehouse.connect() as con:
+        return dict(con.execute(f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE source = ? AND partition = ? "
+                                "GROUP BY rule", [source, partition]).fetchall())
 
 
 def _markdown(result) -> str:
@@ -99,13 +108,8 @@ def quarantine_rate_check(spec: SourceSpec, partitions: dg.PartitionsDefinition)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         partition = date.fromisoformat(context.partition_key)
         with warehouse.connect() as con:
-            loaded = con.execute(f"SELECT count(*) FROM {spec.table} WHERE _partition = ?", [partition]).fetchone()[0]
-            by_rule = dict(
-                con.execute(
-                    f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE source = ? AND partition = ? GROUP BY rule",
-                    [spec.name, partition],
-                ).fetchall()
-            )
+            loaded = con.execute(f"SELECT count(*) FROM {spec.table} WHERE _partition = ?", [partition]).fetchall()[0][0]
+        by_rule = quarantined_by_rule(warehouse, spec.name, partition)
         quarantined = sum(by_rule.values())
         read = loaded + quarantined
         rate = quarantined / read if read else 0.0

@@ -65,14 +65,15 @@ def report_metadata(report: LoadReport) -> dict[str, dg.MetadataValue | int | fl
     }
 
 
-def time_check_spec(spec: SourceSpec) -> list[dg.AssetCheckSpec]:
-    """The warning check of a source whose declaration loads out-of-partition rows (`out_of_partition: warn`)."""
+def time_check_spec(spec: SourceSpec, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The warning check of a source whose declaration loads out-of-partition rows (`out_of_partition: warn`),
+    partitioned like its asset so each day's result is recorded for that day."""
     rule = spec.partition_time
     if rule is None or rule.out_of_partition != "warn":
         return []
     lag = f" or up to {rule.lag_days} day(s) before it" if rule.lag_days else ""
     return [dg.AssetCheckSpec(
-        TIME_CHECK, asset=dg.AssetKey(["raw", spec.name]), blocking=False,
+        TIME_CHECK, asset=dg.AssetKey(["raw", spec.name]), blocking=False, partitions_def=partitions,
         description=f"Every loaded row's {rule.column} falls on its landing folder's day{lag} (partition_time in "
                     f"sources/{spec.name}.yaml; warn: such rows are loaded and reported here).",
     )]
@@ -95,7 +96,7 @@ def time_check_result(spec: SourceSpec, report: LoadReport) -> dg.AssetCheckResu
 def build_raw_asset(
     spec: SourceSpec, partitions: dg.PartitionsDefinition, landing_dir: str
 ) -> dg.AssetsDefinition:
-    check_specs = time_check_spec(spec)
+    check_specs = time_check_spec(spec, partitions)
 
     @dg.asset(
         key=["raw", spec.name],
