@@ -209,7 +209,10 @@ def run(
         console.print(f"[red]{len(failed)} run(s) failed: {', '.join(p for _, p in failed)}[/red] ({elapsed:.0f} s)")
         console.print("Open the Dagster UI (`make ui`) or run `factory status` to see which check failed and why.")
         raise typer.Exit(1)
-    console.print(f"[green]All runs succeeded, every check passed[/green] ({elapsed:.0f} s)")
+    warned = sorted({f"{o.partition} {n}" for rs in outcomes.values() for o in rs for n, ok in o.checks.items() if not ok})
+    verdict = (f"[yellow]All runs succeeded; warning checks failed: {', '.join(warned)}[/yellow]" if warned
+               else "[green]All runs succeeded, every check passed[/green]")  # a failed warning does not block
+    console.print(f"{verdict} ({elapsed:.0f} s)")
     console.print("Browse the asset graph, checks and runs: `make ui` (http://127.0.0.1:3000); prompts, the "
                   "classifier and one trace per ticket: `make mlflow-ui` (http://127.0.0.1:5000).")
 

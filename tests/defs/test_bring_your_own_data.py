@@ -10,7 +10,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from factory_pipelines.cli import app
 from factory_pipelines.definitions import build_definitions
 from factory_pipelines.demo import write_demo_data
 from factory_pipelines.instance import latest_check_statuses, prepare_instance
@@ -241,6 +243,14 @@ def test_warn_loads_rows_of_other_days_and_flags_them(tmp_path: Path, monkeypatc
     check = dg.AssetCheckKey(dg.AssetKey(["raw", "tickets"]), "timestamps_in_partition")
     with dg.DagsterInstance.get() as instance:  # recorded for the day, so `factory status` shows it
         assert latest_check_statuses(instance, check, ["2026-11-01"]) == {"2026-11-01": "FAILED"}
+    day = ["--start", "2026-11-01", "--end", "2026-11-01"]
+    result = CliRunner().invoke(app, ["run", "--job", "data_plane_job", *day])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning checks failed: 2026-11-01 raw/tickets:timestamps_in_partition" in said, said
+    assert "every check passed" not in said
+    status = CliRunner().invoke(app, ["status", *day]).output
+    assert any("timestamps_in_partition" in line and "✗" in line for line in status.splitlines()), status
     get_settings.cache_clear()
 
 

@@ -28,8 +28,9 @@ def column_checks(column: ColumnSpec) -> list[tuple[str, str]]:
         checks.append((condition, lit(f"{rule}|{name}|{detail}")))
 
     if column.required:
-        empty = f" OR {c} = ''" if column.type == "VARCHAR" else ""
-        check(f"{c} IS NULL{empty}", "not_null", "required value is null, empty or missing")
+        # blank text counts as missing: staging trims it to '' and its contract would block the whole day
+        blank = f" OR trim({c}) = ''" if column.type == "VARCHAR" else ""
+        check(f"{c} IS NULL{blank}", "not_null", "required value is null, blank or missing")
     if column.enum is not None:
         allowed = ", ".join(lit(v) for v in column.enum)
         checks.append((

@@ -130,6 +130,18 @@ def test_declared_null_tokens_are_nulls_not_strings(tmp_path: Path) -> None:
     assert [(q[0], q[2], q[3]) for q in quarantine] == [(2, "not_null", "customer_id"), (3, "not_null", "created_at")]
 
 
+def test_a_required_text_of_spaces_only_is_quarantined_as_missing(tmp_path: Path) -> None:
+    """Staging trims it to '' and its contract would fail the day; the row rule takes the row out instead."""
+    write(tmp_path, "export.csv", rows(
+        "T-20261101-00001,C-00001,2026-11-01 09:00:00,email,   ,Body,,",
+        "T-20261101-00002,C-00002,2026-11-01 09:00:00,email, Hi ,Body,,",
+    ))
+    con, report, quarantine = load(tmp_path, spec(tmp_path))
+    assert [(q[0], q[2], q[3]) for q in quarantine] == [(1, "not_null", "subject")]
+    assert "blank" in quarantine[0][4]
+    assert con.execute("SELECT ticket_id FROM raw.tickets").fetchall() == [("T-20261101-00002",)]
+
+
 def test_without_null_tokens_none_is_a_value(tmp_path: Path) -> None:
     write(tmp_path, "export.csv", rows("T-20261101-00001,None,2026-11-01 09:00:00,email,Hi,Body,,"))
     declared = spec(tmp_path, edit=lambda d: column(d, "customer_id").pop("pattern"))
