@@ -28,8 +28,10 @@ def column_checks(column: ColumnSpec) -> list[tuple[str, str]]:
         checks.append((condition, lit(f"{rule}|{name}|{detail}")))
 
     if column.required:
-        # blank text counts as missing: staging trims it to '' and its contract would block the whole day
-        blank = f" OR trim({c}) = ''" if column.type == "VARCHAR" else ""
+        # blank text counts as missing: staging trims it to '' and its contract would block the whole day. Only
+        # values below '!' (empty, or starting with a space or a control character) are trimmed: comparing the
+        # inlined prefix is free, trimming every body of a day is not (0.3 s per million)
+        blank = f" OR ({c} < '!' AND trim({c}) = '')" if column.type == "VARCHAR" else ""
         check(f"{c} IS NULL{blank}", "not_null", "required value is null, blank or missing")
     if column.enum is not None:
         allowed = ", ".join(lit(v) for v in column.enum)
