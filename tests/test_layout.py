@@ -67,12 +67,17 @@ def test_lib_imports_neither_dagster_nor_resources_nor_definitions() -> None:
                                          f"{PACKAGE}.definitions", f"{PACKAGE}.runs", f"{PACKAGE}.instance")) == []
 
 
-def test_lib_data_imports_neither_agents_nor_governance() -> None:
-    assert violations(f"{PACKAGE}.lib.data", (f"{PACKAGE}.lib.agents", f"{PACKAGE}.lib.governance")) == []
+def test_lib_data_imports_neither_agents_nor_governance_nor_evals() -> None:
+    assert violations(f"{PACKAGE}.lib.data", (f"{PACKAGE}.lib.agents", f"{PACKAGE}.lib.governance",
+                                              f"{PACKAGE}.lib.evals")) == []
 
 
-def test_lib_agents_does_not_import_governance() -> None:
-    assert violations(f"{PACKAGE}.lib.agents", (f"{PACKAGE}.lib.governance",)) == []
+def test_lib_agents_imports_neither_governance_nor_evals() -> None:
+    assert violations(f"{PACKAGE}.lib.agents", (f"{PACKAGE}.lib.governance", f"{PACKAGE}.lib.evals")) == []
+
+
+def test_lib_governance_does_not_import_evals() -> None:
+    assert violations(f"{PACKAGE}.lib.governance", (f"{PACKAGE}.lib.evals",)) == []
 
 
 def test_no_import_cycle_between_modules_at_import_time() -> None:
