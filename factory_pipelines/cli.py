@@ -25,6 +25,7 @@ from rich.table import Table
 
 from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
+from factory_pipelines.lib.config_files import ConfigError
 from factory_pipelines.servers import serve
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
@@ -59,9 +60,10 @@ def agents_list() -> None:
     settings = get_settings()
     try:
         statuses = agent_statuses(settings, load_definitions())
-        unknown = ""
-    except Exception as exc:  # still list the manifests, and say why their standing is unknown
-        statuses, unknown = {}, f"unknown: the code location does not load ({str(exc).splitlines()[0][:160]})"
+        unknown = unknown_why = ""
+    except Exception as exc:  # still list the manifests, and say below why their standing is unknown
+        statuses, unknown = {}, "unknown (see below)"
+        unknown_why = f"[yellow]The code location does not load, so whether it has each agent is unknown:[/yellow] {exc}"
     table = Table(title=f"Agents ({settings.manifests_dir})")
     for column in ("agent", "version", "stage", "graph", "kill switch", "model", "prompt", "tools"):
         table.add_column(column, overflow="fold")
@@ -69,6 +71,8 @@ def agents_list() -> None:
         table.add_row(m.name, m.version, m.stage, statuses.get(name, unknown), "ON" if m.kill_switch else "off",
                       f"{m.model.provider}:{m.model.name}", m.prompt, ", ".join(m.tools))
     console.print(table)
+    if unknown:
+        console.print(unknown_why, highlight=False)
 
 
 @agents.command("show")
@@ -438,6 +442,9 @@ def main() -> None:
     loaded (all state is written by then: runs are recorded, connections closed)."""
     try:
         app()
+    except ConfigError as exc:  # a mistake in a file the user wrote: its message names file, field and reason
+        Console(stderr=True).print(f"[red]configuration error:[/red] {exc}", markup=True, highlight=False)
+        raise SystemExit(2) from None
     except SystemExit as done:
         if done.code not in STOPPED_CODES:
             raise

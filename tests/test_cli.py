@@ -312,3 +312,27 @@ def test_days_to_show_end_at_the_latest_materialized_day() -> None:
     assert days_to_show(days, {"2026-10-03", "2026-10-10"}, 7) == days[3:10]
     assert days_to_show(days, {"2026-10-02"}, 7) == days[:7]
     assert span(["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-05"]) == "2026-11-01 .. 2026-11-03, 2026-11-05"
+
+
+def test_a_mistake_in_a_declaration_is_one_message_not_a_traceback(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` and `status` load the code location; a wrong type in the user's declaration is printed as the
+    file, column and closest right spelling (exit 2), and `agents list` still lists the manifests."""
+    own = tmp_path / "my_sources"
+    own.mkdir()
+    shipped = (REPO_ROOT / "factory_pipelines/defs/ingestion/sources/tickets.yaml").read_text()
+    (own / "tickets.yaml").write_text(shipped.replace("type: TIMESTAMP", "type: TIMESTMP", 1))
+    use_home(monkeypatch, tmp_path / "home", user_sources_dir=str(own))
+    env = {**os.environ, "COLUMNS": "200"}
+    for command in (["status"], ["run", "--job", "data_plane_job", "--start", "2026-11-01", "--end", "2026-11-01"]):
+        done = subprocess.run([FACTORY, *command], env=env, capture_output=True, text=True, timeout=300)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr + done.stdout
+        assert said.startswith(f"configuration error: {own / 'tickets.yaml'}: columns.2.type"), said
+        assert "did you mean 'TIMESTAMP'?" in said
+    listed = subprocess.run([FACTORY, "agents", "list"], env=env, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0 and "knowledge_gap" in listed.stdout
+    said = " ".join(listed.stdout.split())
+    assert "unknown (see" in said and "The code location does not load" in said and "TIMESTMP" in said
+    get_settings.cache_clear()

@@ -10,6 +10,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file (source declaration, manifest, rules, prompt, policy set, suite) is missing or
+    invalid; the message names the file, the field and the reason, so the CLI prints it without a traceback."""
+
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

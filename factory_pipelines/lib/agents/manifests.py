@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from factory_pipelines.lib.agents.rules import Condition, Rule, load_rules
 from factory_pipelines.lib.agents.tools import CATALOG
-from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
+from factory_pipelines.lib.config_files import ConfigError, SnakeName, read_mapping, validate_named
 
 PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
 MODEL_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
 
 
-class ManifestError(ValueError):
+class ManifestError(ConfigError):
     """A manifest is missing or invalid; the message names the file, the field and the reason."""
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from factory_pipelines.lib.config_files import problems, read_mapping
+from factory_pipelines.lib.config_files import ConfigError, problems, read_mapping
 
 
-class RuleError(ValueError):
+class RuleError(ConfigError):
     """A rule file is invalid; the message names the file, the rule and the reason."""
 
 

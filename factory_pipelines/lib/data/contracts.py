@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from factory_pipelines.lib.config_files import ConfigError
 from factory_pipelines.lib.data.declared_rules import Declaration, declared_expectations, follow_declaration
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ _INDEX_KEY = "_contract_index"  # meta key used to match results back to suite o
 _LOCK = threading.Lock()  # one shared GX context and asset: validate one frame at a time
 
 
-class ContractError(ValueError):
+class ContractError(ConfigError):
     """A suite file is missing or malformed; the message names the file."""
 
 

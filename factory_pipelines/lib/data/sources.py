@@ -18,7 +18,7 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
+from factory_pipelines.lib.config_files import ConfigError, SnakeName, read_mapping, validate_named
 
 SUPPORTED_TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR[]"}
 NUMERIC_TYPES = {"BIGINT", "INTEGER", "DOUBLE"}
@@ -41,7 +41,7 @@ ENCODING_HINTS = {"ansi": "Windows' \"ANSI\" is windows-1252", "mbcs": "Windows'
                   "windows-1252, which also has the euro sign"}
 
 
-class SourceSpecError(ValueError):
+class SourceSpecError(ConfigError):
     """A source declaration is missing or invalid; the message names the file."""
 
 

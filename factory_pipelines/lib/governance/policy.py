@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from factory_pipelines.lib.config_files import ConfigError
+
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = "factory.cedarschema"
@@ -29,7 +31,7 @@ COMMON = "common"
 Outcome = Literal["allow", "deny", "escalate"]
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A policy set is missing or invalid; the message names the file and the policy."""
 
 

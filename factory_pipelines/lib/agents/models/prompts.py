@@ -19,13 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
+from factory_pipelines.lib.config_files import ConfigError, SnakeName, read_mapping, validate_named
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 HASH_TAG = "content_sha256"
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
     """A prompt file is invalid, or a render lacks a variable; the message names the file or prompt."""
 
 
