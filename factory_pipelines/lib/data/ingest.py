@@ -124,7 +124,10 @@ def _load(con: Any, spec: SourceSpec, files: list[Path], partition: date, run_id
         with transaction(con):
             load.discard()
             for path in files:
+                read_before = load.parsed_rows + load.unparsed_rows
                 READERS[spec.format](load, path)
+                if load.parsed_rows + load.unparsed_rows == read_before:  # empty, or a header without rows
+                    report.empty_files.append(str(path))
     finally:
         con.execute(f"SET preserve_insertion_order = {str(bool(order)).lower()}")
     try:

@@ -67,6 +67,7 @@ class PartitionLoad:
         self.parsed_rows = 0  # rows inserted into the raw table by the readers, before row rules
         self.unparsed_rows = 0  # rows quarantined while reading, never in the raw table
         self.unnumbered: dict[str, tuple[int, int]] = {}  # CSV file -> its rows' first and last row id
+        self.rejected_records: dict[str, list[int]] = {}  # CSV file -> the record numbers its reader rejected
 
     def where(self, alias: str = "") -> str:
         """SQL condition selecting this partition's rows of the raw table."""
@@ -97,6 +98,24 @@ class PartitionLoad:
                 raise IngestError(f"{self.spec.name}: rows of {path} are not consecutive in {table} "
                                   f"({rows} rows over row ids {first}..{last}): cannot number them")
             self.unnumbered[path] = (first, last)
+        for path in [p for p in self.unnumbered if self.rejected_records.get(p)]:
+            self._number_around_rejects(path)
+
+    def _number_around_rejects(self, path: str) -> None:
+        """Number the rows of a file some of whose records were rejected: the k-th loaded row is record k plus
+        the rejected records before it. Stored at once (a rare path), so the rules and quarantine read it."""
+        table, (first, _) = self.spec.table, self.unnumbered.pop(path)
+        rejected = sorted(self.rejected_records[path])
+        from_position = [record - i for i, record in enumerate(rejected)]  # i + 1 records skipped from here on
+        self.con.execute(
+            f"""UPDATE {table} SET _source_row = m.n FROM (
+                SELECT r.id, r.k + coalesce(s.skipped, 0) AS n
+                FROM (SELECT rowid AS id, rowid - {first} + 1 AS k FROM {table}
+                      WHERE {self.where()} AND _source_file = $3 AND _source_row IS NULL) r
+                ASOF LEFT JOIN (SELECT unnest($1::BIGINT[]) AS k, unnest($2::BIGINT[]) AS skipped) s ON r.k >= s.k
+            ) m WHERE {table}.rowid = m.id""",
+            [from_position, list(range(1, len(rejected) + 1)), path],
+        )
 
     def row_number(self, alias: str = "") -> str:
         """SQL of a row's number in its file, before `number_rows` has stored it."""

@@ -80,12 +80,25 @@ def default_sql(column: ColumnSpec) -> str:
     return f"CAST({lit(text)} AS {column.type})"
 
 
+def missing_detail(load: PartitionLoad, path: Path, missing: list[str], found: list[str]) -> str:
+    """Why a file's rows are quarantined as `missing_column`: the headers looked for and the ones found, and a
+    hint when the found ones look mis-decoded (a file in another encoding than the declaration says)."""
+    declared = {c.name: c for c in load.spec.columns}
+    looked = ", ".join(f"{name} (header {declared[name].file_name!r})" if declared[name].file_name != name else name
+                       for name in missing)
+    detail = f"{path.name} lacks required column(s) {looked}; its columns are {', '.join(map(repr, found)) or 'none'}"
+    if any(mark in header for header in found for mark in ("\ufffd", "Ã", "Â")):
+        detail += (f"; the headers look mis-decoded: is the file really {load.spec.csv.encoding}? (csv.encoding in "
+                   "the declaration)")
+    return detail
+
+
 def load_or_quarantine(load: PartitionLoad, path: Path, source: str, row: str, payload: str, mapping: dict[str, str],
                        extra: list[str], access: Access, check_casts: bool) -> None:
     """Insert the rows of one file; a missing required column or a failed cast quarantines the row."""
     missing = missing_required(load, mapping)
     if missing:
-        detail = f"{path.name} lacks required column(s) {', '.join(missing)}"
+        detail = missing_detail(load, path, missing, [*mapping.values(), *extra])
         load.unparsed(path, row, "NULL::BIGINT", "'missing_column'", lit(missing[0]), lit(detail), payload, source)
         return
     raw = column_values(load, path, mapping, access)
@@ -120,7 +133,6 @@ def csv_file(load: PartitionLoad, path: Path) -> None:
     with _readable(path, options.encoding) as (readable, encoding):
         header = _csv_header(readable, options, encoding)
         if header is None:
-            load.report.empty_files.append(str(path))
             return
         mapping, extra = match_columns(load, path, header)
         complete = not missing_required(load, mapping)
@@ -136,7 +148,7 @@ def csv_file(load: PartitionLoad, path: Path) -> None:
                 raise IngestError(f"{load.spec.name}: cannot read {path} as {options.encoding} (rule: encoding; "
                                   f"csv.encoding in the declaration): {_first_line(exc)}") from exc
             raise
-    csv_rejects(load, path, mapping)
+        csv_rejects(load, path, readable, mapping)  # inside: byte positions refer to the file DuckDB read
 
 
 def csv_settings(options: CsvOptions, types: dict[str, str], encoding: str) -> str:
@@ -158,17 +170,41 @@ def csv_settings(options: CsvOptions, types: dict[str, str], encoding: str) -> s
     return ", ".join(settings)
 
 
-def csv_rejects(load: PartitionLoad, path: Path, mapping: dict[str, str]) -> None:
-    """Quarantine the lines DuckDB's reader rejected (one row per line, whatever the number of errors)."""
+def csv_rejects(load: PartitionLoad, path: Path, readable: Path, mapping: dict[str, str]) -> None:
+    """Quarantine the records DuckDB's reader rejected (one row per record, whatever the number of errors),
+    with their record number (`source_row`, as loaded rows have it) and the line an editor shows
+    (`source_line`: DuckDB counts records, so after a quoted value over several lines its count is behind)."""
+    records = load.con.execute("SELECT line, min(line_byte_position) FROM _rejects GROUP BY line ORDER BY line").fetchall()
+    if not records:
+        return
+    load.rejected_records[str(path)] = [line - 1 for line, _ in records]  # the header is DuckDB's line 1
+    lines = _lines_at(readable, [position for _, position in records])
     rules = " ".join(f"WHEN list_contains(kinds, {lit(k)}) THEN {lit(v)}" for k, v in CSV_REJECT_RULES.items())
     renames = " ".join(f"WHEN {lit(file_column)} THEN {lit(name)}" for name, file_column in mapping.items())
     declared_name = f"CASE min(column_name) {renames} ELSE min(column_name) END" if renames else "min(column_name)"
+    load.con.execute("CREATE OR REPLACE TEMP TABLE _reject_lines AS SELECT unnest($1::UBIGINT[]) AS line, "
+                     "unnest($2::BIGINT[]) AS file_line", [[line for line, _ in records], lines])
     load.unparsed(
-        path, "NULL::BIGINT", "line::BIGINT", f"CASE {rules} ELSE 'malformed_row' END", "column_name", "detail",
+        path, "r.line::BIGINT - 1", "l.file_line", f"CASE {rules} ELSE 'malformed_row' END", "column_name", "detail",
         "payload",
         f"(SELECT line, list(DISTINCT error_type::VARCHAR) AS kinds, {declared_name} AS column_name, "
-        "string_agg(error_message, '; ') AS detail, any_value(csv_line) AS payload FROM _rejects GROUP BY line)",
+        "string_agg(error_message, '; ') AS detail, any_value(csv_line) AS payload FROM _rejects GROUP BY line) r "
+        "JOIN _reject_lines l USING (line)",
     )
+    load.con.execute("DROP TABLE _reject_lines")
+
+
+def _lines_at(path: Path, positions: list[int]) -> list[int]:
+    """The 1-based line of each byte position (ascending) in `path`, in one pass over the file."""
+    lines, newlines, offset, i = [], 0, 0, 0
+    with path.open("rb") as handle:
+        while i < len(positions) and (chunk := handle.read(1 << 22)):
+            while i < len(positions) and positions[i] < offset + len(chunk):
+                lines.append(newlines + chunk.count(b"\n", 0, positions[i] - offset) + 1)
+                i += 1
+            newlines += chunk.count(b"\n")
+            offset += len(chunk)
+    return lines + [newlines + 1] * (len(positions) - i)
 
 
 @contextmanager
@@ -237,7 +273,6 @@ def jsonl_file(load: PartitionLoad, path: Path) -> None:
     con.execute(f"DELETE FROM _lines WHERE {invalid}")
     keys = [r[0] for r in con.execute("SELECT DISTINCT unnest(json_keys(line)) FROM _lines ORDER BY 1").fetchall()]
     if not keys:
-        load.report.empty_files.append(str(path))
         return
     mapping, extra = match_columns(load, path, keys)
 

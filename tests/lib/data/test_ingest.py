@@ -30,8 +30,8 @@ def ticket(n: int, **overrides: str) -> str:
     }
     row.update(overrides)
     line = io.StringIO()
-    csv.writer(line, lineterminator="").writerow(row.values())
-    return line.getvalue()
+    csv.writer(line, lineterminator="\n").writerow(row.values())  # quotes values with a newline
+    return line.getvalue()[:-1]
 
 
 def write(landing: Path, source: str, name: str, content: bytes | str) -> Path:
@@ -119,6 +119,32 @@ def test_missing_required_column_quarantines_the_whole_file(tmp_path: Path) -> N
     assert "T-20261101-00001" in quarantine[0][6]
 
 
+def test_a_renamed_or_mis_decoded_header_is_named_with_the_headers_found(tmp_path: Path) -> None:
+    """The detail says which header was looked for, which were there, and suspects the encoding when the
+    headers hold the marks of a mis-decoded file (UTF-8 'é' read as Latin-1 is 'Ã©')."""
+    header = HEADER.replace("customer_id", "cliÃ©nt")
+    write(tmp_path / "landing", "tickets", "export.csv", f"{header}\nT-20261101-00001,C-1,2026-11-01 09:00:00,web,S,B,,\n")
+    _, _, quarantine = load(tmp_path)
+    detail = quarantine[0][5]
+    assert "export.csv lacks required column(s) customer_id; its columns are 'ticket_id', " in detail
+    assert "'cliÃ©nt'" in detail and "is the file really utf-8? (csv.encoding" in detail
+
+
+def test_rows_keep_their_record_number_and_rejects_their_line_after_multi_line_values(tmp_path: Path) -> None:
+    """DuckDB counts records, an editor lines: a rejected record gets both (`source_row`, `source_line`), and
+    the loaded rows after it keep their own record number (not their position among the loaded)."""
+    rows = [ticket(1), ticket(2, body="multi\nline\nbody"), ticket(3, created_at="not-a-time"), ticket(4),
+            ticket(5) + ",,extra", ticket(6)]
+    content = csv_file(*rows)
+    assert content.count("\n") == 9  # header, 6 records, 2 more lines inside the quoted body
+    write(tmp_path / "landing", "tickets", "a.csv", content)
+    con, report, quarantine = load(tmp_path)
+    loaded = con.execute("SELECT ticket_id, _source_row FROM raw.tickets ORDER BY 2").fetchall()
+    assert loaded == [(f"T-20261101-{n:05d}", n) for n in (1, 2, 4, 6)]
+    assert [(q[1], q[2], q[3]) for q in quarantine] == [(3, 6, "type"), (5, 8, "malformed_row")]
+    assert report.rows_read == 6
+
+
 def test_extra_and_reordered_columns_are_kept_not_dropped(tmp_path: Path) -> None:
     header = "customer_id,ticket_id,created_at,channel,subject,body,order_id,in_reply_to,mood"
     write(tmp_path / "landing", "tickets", "a.csv", f"{header}\nC-00001,T-20261101-00001,2026-11-01 09:00:00,web,S,B,,,angry\n")
@@ -145,12 +171,13 @@ def test_one_megabyte_body_is_quarantined_by_max_length(tmp_path: Path) -> None:
     assert len(json.loads(quarantine[0][6])["body"]) == 1_000_000, "the raw payload is kept whole"
 
 
-def test_empty_file_loads_nothing_and_is_reported(tmp_path: Path) -> None:
+def test_empty_and_header_only_files_load_nothing_and_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "landing", "tickets", "a.csv", "")
     write(tmp_path / "landing", "tickets", "b.csv", HEADER + "\n")
+    write(tmp_path / "landing", "tickets", "c.csv", csv_file(ticket(1)))
     _, report, _ = load(tmp_path)
-    assert (report.rows_read, report.rows_loaded) == (0, 0)
-    assert len(report.empty_files) == 1
+    assert (report.rows_read, report.rows_loaded) == (1, 1)
+    assert [Path(f).name for f in report.empty_files] == ["a.csv", "b.csv"]
 
 
 def test_missing_partition_folder_is_a_clear_error(tmp_path: Path) -> None:
