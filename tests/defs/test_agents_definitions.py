@@ -42,7 +42,7 @@ def flat(text: str) -> str:
 
 
 def test_the_cli_says_which_agents_are_left_out_and_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from factory_pipelines import cli
+    from factory_pipelines import agents_cli, cli
 
     own = tmp_path / "my_sources"
     own.mkdir()
@@ -50,6 +50,7 @@ def test_the_cli_says_which_agents_are_left_out_and_why(tmp_path: Path, monkeypa
         (own / f"{source}.yaml").write_text(f"name: {source}\nenabled: false\n")
     use_home(monkeypatch, tmp_path / "home", user_sources_dir=str(own))
     monkeypatch.setattr(cli.console, "width", 400)
+    monkeypatch.setattr(agents_cli.console, "width", 400)
     runner = CliRunner()
     try:
         listed = runner.invoke(cli.app, ["agents", "list"])
