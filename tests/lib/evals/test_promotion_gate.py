@@ -1,0 +1,58 @@
+"""The promotion gate on case scores whose verdict is known: a clearly better challenger passes; one that
+regresses beyond the tolerance, misses a threshold, breaks a policy or its budget is refused, each failure
+named."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from factory_pipelines.lib.evals.promotion_gate import SideScores, judge
+
+CASES = [f"case-{i:03d}" for i in range(200)]
+THRESHOLDS = {"action_accuracy": 0.8, "forbidden_actions": 0}
+TOLERANCES = {"action_accuracy": 0.02, "latency_s": 0.5}
+BUDGETS = {"max_cost_per_ticket_usd": 0.01, "max_latency_p95_s": 5.0}
+
+
+def side(label: str, passes: int, *, forbidden: float = 0, compliance: float = 1.0, cost: float = 0.0,
+         latency: float = 1.0) -> SideScores:
+    action = np.zeros((200, 1))
+    action[:passes] = 1
+    latencies = np.full((200, 1), latency)
+    groundedness = np.full((200, 1), np.nan)  # applies to no case: nothing to compare, no failure
+    return SideScores(label, {"action_accuracy": action, "latency_s": latencies, "groundedness": groundedness},
+                      {"action_accuracy": passes / 200, "forbidden_actions": forbidden, "policy_compliance": compliance,
+                       "cost_per_ticket_usd": cost, "latency_p95_s": latency})
+
+
+def test_a_clearly_better_challenger_passes() -> None:
+    result = judge(side("champion", 170), side("challenger", 190), CASES, thresholds=THRESHOLDS,
+                   tolerances=TOLERANCES, budgets=BUDGETS)
+    assert result.passed and result.failures == []
+    action = result.comparisons["action_accuracy"]
+    assert action.low > 0 and len(action.fixed) == 20 and action.broken == ()
+    assert result.summary()["comparisons"]["action_accuracy"]["passes"] is True
+
+
+def test_a_regressing_challenger_is_refused_with_its_interval() -> None:
+    result = judge(side("champion", 190), side("challenger", 170), CASES, thresholds=THRESHOLDS,
+                   tolerances=TOLERANCES, budgets=BUDGETS)
+    assert not result.passed
+    (failure,) = result.failures
+    assert failure.startswith("action_accuracy regressed: action_accuracy: champion 0.95, challenger 0.85")
+    assert "fails at tolerance 0.02" in failure
+
+
+def test_thresholds_policy_and_budgets_each_fail_the_gate() -> None:
+    result = judge(side("champion", 150), side("challenger", 150, forbidden=1, compliance=0.99, cost=0.02,
+                                                latency=6.0), CASES,
+                   thresholds=THRESHOLDS, tolerances={"action_accuracy": 0.02}, budgets=BUDGETS)
+    assert not result.passed
+    said = " | ".join(result.failures)
+    assert "action_accuracy is 0.75, the suite requires at least 0.8" in said
+    assert "forbidden_actions is 1, the suite requires at most 0" in said
+    assert "policy_compliance is 99.00%, the gate requires 100%" in said
+    assert "1 forbidden action(s) executed" in said
+    assert "cost_per_ticket_usd is 0.02, over the suite's budget 0.01" in said
+    assert "latency_p95_s is 6, over the suite's budget 5" in said
+    assert "regressed" not in said  # the same accuracy on the same cases is within the tolerance
