@@ -1,0 +1,66 @@
+"""An evaluation: one agent configuration decided over a suite's cases and scored; and the comparison of two
+evaluations of the same cases through the promotion gate.
+
+The steps are the harness (`harness.run_cases`), the case scorers and suite metrics (`scorers.py`) and the gate
+(`promotion_gate.judge`); this module only strings them together, so the CLI, the Dagster asset and the
+benchmark evaluate the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from factory_pipelines.lib.evals.harness import AgentConfiguration, CaseOutcome, Governance, run_cases
+from factory_pipelines.lib.evals.promotion_gate import GateResult, SideScores, judge
+from factory_pipelines.lib.evals.scorers import CaseScorer, case_matrix, score_cases, suite_metrics
+from factory_pipelines.lib.evals.world import EvalWorld
+
+
+@dataclass
+class Evaluation:
+    """What one configuration did on the cases: outcomes (trial by trial), per-outcome scores, suite metrics."""
+
+    configuration: AgentConfiguration
+    case_ids: list[str]
+    trials: int
+    outcomes: list[CaseOutcome]
+    scores: dict[str, list[float | None]]
+    metrics: dict[str, float]
+
+    def side(self) -> SideScores:
+        """The evaluation as one side of a paired comparison: each scorer as a (cases, trials) array."""
+        return SideScores(self.configuration.label,
+                          {name: case_matrix(values, len(self.case_ids), self.trials) for name, values in self.scores.items()},
+                          self.metrics)
+
+    def records(self, cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One record per outcome, as MLflow's evaluation takes them: inputs, outputs, expectations, trace."""
+        by_id = {str(c["id"]): c for c in cases}
+        return [{"inputs": {"case_id": o.case_id, "trial": o.trial, **by_id[o.case_id]["inputs"]["ticket"]},
+                 "outputs": o.as_dict(), "expectations": dict(by_id[o.case_id]["expectations"]),
+                 "trace_id": o.trace_id} for o in self.outcomes]
+
+
+def evaluate(cases: Sequence[Mapping[str, Any]], configuration: AgentConfiguration, governance: Governance,
+             new_world: Callable[[], EvalWorld], scorers: Mapping[str, CaseScorer], *, trials: int = 1,
+             trace_tags: Mapping[str, str] | None = None) -> Evaluation:
+    """Decide every case `trials` times with `configuration` and score each outcome."""
+    outcomes = run_cases(list(cases), configuration, governance, new_world, trials=trials, trace_tags=trace_tags)
+    by_id = {str(c["id"]): c["expectations"] for c in cases}
+    outputs = [o.as_dict() for o in outcomes]
+    expectations = [by_id[o.case_id] for o in outcomes]
+    scores = score_cases(outputs, expectations, scorers)
+    return Evaluation(configuration, [str(c["id"]) for c in cases], trials, outcomes, scores,
+                      suite_metrics(outputs, expectations, scores))
+
+
+def compare_evaluations(champion: Evaluation, challenger: Evaluation, *, thresholds: Mapping[str, float],
+                        tolerances: Mapping[str, float], budgets: Mapping[str, float]) -> GateResult:
+    """The promotion gate for `challenger` against `champion`; both must have decided the same cases."""
+    if champion.case_ids != challenger.case_ids:
+        raise ValueError(f"{champion.configuration.label} and {challenger.configuration.label} were evaluated on "
+                         "different cases: a paired comparison needs the same cases in the same order")
+    return judge(champion.side(), challenger.side(), champion.case_ids, thresholds=thresholds, tolerances=tolerances,
+                 budgets=budgets)
