@@ -69,17 +69,12 @@ def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
 
 
 def resolve_prompt(uri: str) -> Any:
-    import mlflow.genai
-
-    from factory_pipelines.lib.agents.models.prompts import ResolvedPrompt
+    from factory_pipelines.lib.agents.models.prompts import PromptError, load_registered_prompt
 
     try:
-        prompt = mlflow.genai.load_prompt(uri)
-    except Exception as exc:
-        raise dg.Failure(f"prompt {uri} is not in the MLflow Prompt Registry: materialize registry/prompt_versions "
-                         f"first ({exc})") from exc
-    schema = prompt.response_format if isinstance(prompt.response_format, dict) else {}
-    return ResolvedPrompt(prompt.name, int(prompt.version), prompt.template, schema)
+        return load_registered_prompt(uri)
+    except PromptError as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 def _agent_files(manifest: AgentManifest, manifest_path: Path) -> list[Path]:

@@ -84,6 +84,20 @@ class ResolvedPrompt:
         return render(self.template, values, f"prompt {self.name} v{self.version}")
 
 
+def load_registered_prompt(uri: str) -> ResolvedPrompt:
+    """A prompt from the MLflow Prompt Registry (`prompts:/<name>@<alias>` or `prompts:/<name>/<version>`); an
+    unknown name, alias or version is a PromptError saying where prompts come from."""
+    import mlflow.genai
+
+    try:
+        prompt = mlflow.genai.load_prompt(uri)
+    except Exception as exc:
+        raise PromptError(f"prompt {uri} is not in the MLflow Prompt Registry: materialize registry/prompt_versions "
+                          f"first, or name a version that exists ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
+    schema = prompt.response_format if isinstance(prompt.response_format, dict) else {}
+    return ResolvedPrompt(prompt.name, int(prompt.version), prompt.template, schema)
+
+
 def load_prompt_file(path: Path) -> PromptSpec:
     """Read and validate one prompt file; errors name the file and the field."""
     return validate_named(path, read_mapping(path, "prompt", PromptError), PromptSpec, "prompt", PromptError)
