@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     manifests_dir: Path = Field(
         PACKAGE_DIR / "defs" / "agents" / "manifests", description="Folder of agent manifests (one YAML per agent)."
     )
+    evals_dir: Path = Field(
+        REPO_ROOT / "evals", description="Evaluation suites (suites/<suite>.yaml) and their golden datasets."
+    )
     user_sources_dir: Path | None = Field(
         None, description="Your own source declarations; a file here replaces the shipped one of the same name."
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from factory_pipelines.lib.data.conform import conform_partition
@@ -46,6 +47,18 @@ class EvalWorld:
 
     def close(self) -> None:
         self.con.close()
+
+
+def load_kb(path: Path) -> list[dict[str, Any]]:
+    """A suite's knowledge base: a YAML file of `articles` (`id` or `article_id`, `title`, `text` or `body`,
+    optional `updated_at`), as the retrieval index takes them."""
+    import yaml
+
+    articles = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("articles") or []
+    if not articles:
+        raise WorldError(f"{path}: no articles (a YAML mapping with a list under `articles`)")
+    return [{"article_id": a.get("article_id") or a["id"], "title": a["title"], "body": a.get("body") or a["text"],
+             "updated_at": str(a.get("updated_at") or "2000-01-01")} for a in articles]
 
 
 def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[str, Any]],
