@@ -23,6 +23,8 @@ from factory_pipelines.lib.evals.paired import PairedComparison, compare
 from factory_pipelines.lib.evals.scorers import BINARY, LOWER_IS_BETTER
 
 BUDGET_METRICS = {"max_cost_per_ticket_usd": "cost_per_ticket_usd", "max_latency_p95_s": "latency_p95_s"}
+# Suite metrics whose tolerance is judged on a per-case scorer (a percentile or mean of it).
+PAIRED_ON = {"latency_p50_s": "latency_s", "latency_p95_s": "latency_s", "cost_per_ticket_usd": "cost_usd"}
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,11 @@ def judge(champion: SideScores, challenger: SideScores, case_ids: Sequence[str],
             failures.append(f"{metric} is {_num(value)}, the suite requires {side} {bound:g}")
     comparisons = {}
     for metric, tolerance in tolerances.items():
-        if metric not in champion.scores or metric not in challenger.scores:
-            failures.append(f"{metric}: no case scores to compare (is it a case scorer of the suite?)")
+        paired_on = PAIRED_ON.get(metric, metric)
+        if paired_on not in champion.scores or paired_on not in challenger.scores:
+            failures += _point_regression(metric, champion.metrics, challenger.metrics, tolerance)
             continue
-        result = _compare(metric, champion.scores[metric], challenger.scores[metric], case_ids, tolerance, seed)
+        result = _compare(paired_on, champion.scores[paired_on], challenger.scores[paired_on], case_ids, tolerance, seed)
         if result is None:
             continue  # the scorer applies to fewer than 2 cases on both sides: nothing to compare
         comparisons[metric] = result
@@ -96,6 +99,20 @@ def _compare(metric: str, champion: np.ndarray, challenger: np.ndarray, case_ids
     return compare(metric, champion[both], challenger[both], ids, tolerance,
                    kind="binary" if metric in BINARY else "continuous",
                    higher_is_better=metric not in LOWER_IS_BETTER, seed=seed)
+
+
+def _point_regression(metric: str, champion: Mapping[str, float], challenger: Mapping[str, float],
+                      tolerance: float) -> list[str]:
+    """A tolerance on a statistic of the whole suite (macro-F1): no per-case scores to resample, so the two
+    values are compared as they are, and the report says so."""
+    before, after = champion.get(metric), challenger.get(metric)
+    if before is None or after is None:
+        return [f"{metric}: not measured on both sides, so its tolerance cannot be judged"]
+    worse = before - after if metric not in LOWER_IS_BETTER else after - before
+    if worse > tolerance:
+        return [f"{metric} regressed: champion {before:.4g}, challenger {after:.4g} (a suite-level statistic, "
+                f"compared without an interval), more than the tolerance {tolerance:g}"]
+    return []
 
 
 def _num(value: float | None) -> str:

@@ -56,3 +56,16 @@ def test_thresholds_policy_and_budgets_each_fail_the_gate() -> None:
     assert "cost_per_ticket_usd is 0.02, over the suite's budget 0.01" in said
     assert "latency_p95_s is 6, over the suite's budget 5" in said
     assert "regressed" not in said  # the same accuracy on the same cases is within the tolerance
+
+
+def test_suite_level_tolerances_use_the_cases_behind_them_or_the_point_values() -> None:
+    champion, challenger = side("champion", 190, latency=1.0), side("challenger", 190, latency=3.0)
+    champion.metrics.update(action_macro_f1=0.90)  # type: ignore[attr-defined]
+    challenger.metrics.update(action_macro_f1=0.80)  # type: ignore[attr-defined]
+    result = judge(champion, challenger, CASES, thresholds={}, budgets={},
+                   tolerances={"latency_p95_s": 0.5, "action_macro_f1": 0.05})
+    latency = result.comparisons["latency_p95_s"]
+    assert (latency.metric, latency.difference) == ("latency_s", 2.0)  # judged on the per-case latencies
+    said = " | ".join(result.failures)
+    assert "latency_s regressed" in said
+    assert "action_macro_f1 regressed: champion 0.9, challenger 0.8 (a suite-level statistic" in said
