@@ -67,5 +67,5 @@ def test_suite_level_tolerances_use_the_cases_behind_them_or_the_point_values() 
     latency = result.comparisons["latency_p95_s"]
     assert (latency.metric, latency.difference) == ("latency_s", 2.0)  # judged on the per-case latencies
     said = " | ".join(result.failures)
-    assert "latency_s regressed" in said
+    assert "latency_p95_s regressed: latency_s: champion 1, challenger 3, difference +2" in said
     assert "action_macro_f1 regressed: champion 0.9, challenger 0.8 (a suite-level statistic" in said
