@@ -87,10 +87,11 @@ class PairedComparison:
     def passes(self, tolerance: float | None = None) -> bool:
         """The gate: the challenger is not worse by more than `tolerance` (default: the one compared with),
         judged on the interval's pessimistic end, not on the mean: the lower bound above -tolerance, or
-        for a lower-is-better metric the upper bound below +tolerance. Strict, so with tolerance 0 an
-        identical challenger does not pass: it has shown no gain."""
+        for a lower-is-better metric the upper bound at most +tolerance. Not strict: tolerance 0 means "no
+        regression at all", which a challenger equal to the champion on every case meets (policy compliance
+        at 100% on both sides passes), while one case broken and none fixed does not."""
         tol = self.tolerance if tolerance is None else _tolerance(tolerance, self.metric)
-        return self.low > -tol if self.higher_is_better else self.high < tol
+        return self.low >= -tol if self.higher_is_better else self.high <= tol
 
     def describe(self) -> str:
         """One line for a report: means, difference with its interval, McNemar and flips, the verdict."""

@@ -77,18 +77,23 @@ def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[st
                 "_partition DATE)")
     con.execute("CREATE TABLE raw.customers (customer_id VARCHAR, name VARCHAR, email VARCHAR, plan VARCHAR, "
                 "region VARCHAR, signup_date DATE, lifetime_spend DOUBLE, updated_at TIMESTAMP, _partition DATE)")
-    con.executemany("INSERT INTO raw.tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _insert(con, "INSERT INTO raw.tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[*(t.get(c) for c in TICKET_COLUMNS), _day(t["created_at"])] for t in tickets.values()])
-    con.executemany("INSERT INTO raw.orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _insert(con, "INSERT INTO raw.orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[*(o.get(c) for c in ORDER_COLUMNS), _day(o["updated_at"])] for o in orders.values()])
     known = min((utc_time(t["created_at"]) for t in tickets.values()), default=datetime.now(UTC)) - timedelta(days=1)
-    con.executemany("INSERT INTO raw.customers VALUES (?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
+    _insert(con, "INSERT INTO raw.customers VALUES (?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
                     [[c["customer_id"], c["name"], c["email"], known, known.date()] for c in customers.values()])
     for table in ("tickets", "orders", "customers"):
         for (day,) in con.execute(f"SELECT DISTINCT _partition FROM raw.{table} ORDER BY 1").fetchall():
             conform_partition(con, table, day, dict(fx_rates))
     features = _features(con, list(cases), tickets, lexicon)
     return EvalWorld(con, features, list(kb_articles))
+
+
+def _insert(con: Any, sql: str, rows: list[list[Any]]) -> None:
+    if rows:  # DuckDB refuses executemany with no rows (a suite whose cases reach no order)
+        con.executemany(sql, rows)
 
 
 def _rows(cases: list[Mapping[str, Any]]) -> tuple[dict[str, dict], dict[str, dict], dict[str, dict]]:
