@@ -37,27 +37,36 @@ def evaluate_agent(
     check: Annotated[bool, typer.Option(help="Exit 1 when the promotion gate fails.")] = False,
 ) -> None:
     """Champion vs challenger on the agent's golden suite: metrics, paired intervals, flipped cases, verdict."""
-    from factory_pipelines.lib.evals.evaluate import compare_evaluations, evaluate
+    from factory_pipelines.lib.evals.evaluate import compare_evaluations, evaluate_logged, register_cases
+    from factory_pipelines.lib.evals.tracking import log_comparison
 
     settings = get_settings()
     manifest, suite, dataset = _suite_of(agent)
     if prompt_version is not None and prompt_alias is not None:
         raise typer.BadParameter("give --prompt-version or --prompt-alias, not both")
+    experiment_id = _tracking().activate(f"evals/{agent}")
     champion = _configuration(manifest, "champion", None, None)
     challenger = _configuration(manifest, "challenger", _prompt_uri(manifest, prompt_version, prompt_alias),
                                 model_version)
     cases, k = dataset.records(), trials or suite.trials
     governance, new_world, scorers = _suite_parts(settings, manifest, suite, cases, champion)
     tags = {"agent": agent, "suite": suite.name, "dataset_version": dataset.version}
+    registered = register_cases(dataset.name, dataset.version, cases, experiment_id)
+    results, runs = {}, {}
     with console.status(f"deciding {len(cases)} cases x {k} trial(s), twice"):
-        results = {side.label: evaluate(cases, side, governance, new_world, scorers, trials=k,
-                                         trace_tags={**tags, "eval_side": side.label})
-                   for side in (champion, challenger)}
+        for side in (champion, challenger):
+            results[side.label], runs[side.label] = evaluate_logged(
+                cases, side, governance, new_world, scorers, trials=k, dataset=registered,
+                experiment_id=experiment_id, tags=tags)
     gate = compare_evaluations(results["champion"], results["challenger"], thresholds=suite.bounds,
                                tolerances=suite.tolerances, budgets=suite.budget_limits)
+    comparison_run = log_comparison(f"{agent} champion vs challenger", runs["champion"], runs["challenger"],
+                                    gate.summary(), experiment_id=experiment_id, tags=tags)
     summary = {"agent": agent, "suite": suite.name, "dataset": str(dataset.path), "dataset_version": dataset.version,
                "cases": len(cases), "trials": k, "champion": champion.params, "challenger": challenger.params,
-               "metrics": {label: r.metrics for label, r in results.items()}, "gate": gate.summary()}
+               "metrics": {label: r.metrics for label, r in results.items()}, "gate": gate.summary(),
+               "mlflow": {"experiment_id": experiment_id, "dataset": registered.name, **{f"{label}_run": run_id
+                          for label, run_id in runs.items()}, "comparison_run": comparison_run}}
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
@@ -81,6 +90,12 @@ def _suite_of(agent: str) -> tuple[Any, Any, Any]:
     return manifest, suite, suite.load_dataset()
 
 
+def _tracking() -> Any:
+    from factory_pipelines.defs.resources import build_resources
+
+    return build_resources(get_settings())["tracking"]
+
+
 def _prompt_uri(manifest: Any, version: int | None, alias: str | None) -> str:
     name = manifest.prompt_name
     if version is not None:
@@ -98,7 +113,6 @@ def _configuration(manifest: Any, label: str, prompt_uri: str | None, classifier
     from factory_pipelines.lib.evals.harness import AgentConfiguration
 
     resources = build_resources(get_settings())
-    resources["tracking"].activate(f"evals/{manifest.name}")
     rules, replies = manifest.load_config(get_settings().manifests_dir.parent)
     first_pass_uri = manifest.decision.first_pass
     if first_pass_uri and classifier_version is not None:
@@ -108,8 +122,7 @@ def _configuration(manifest: Any, label: str, prompt_uri: str | None, classifier
         label, manifest, load_registered_prompt(prompt_uri or manifest.prompt), provider, model_version(provider),
         rules=rules, replies=replies,
         first_pass=resolve_first_pass(resources["tracking"], first_pass_uri) if first_pass_uri else None,
-        reply_prompt=load_registered_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None,
-        feature_names=tuple(resources["feature_store"].feature_names(manifest.feature_service)))
+        reply_prompt=load_registered_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None)
 
 
 def _suite_parts(settings: Any, manifest: Any, suite: Any, cases: list[dict[str, Any]], champion: Any) -> tuple:
@@ -155,6 +168,10 @@ def _print(summary: dict[str, Any], gate: Any) -> None:
         if c.broken:
             shown = ", ".join(c.broken[:FLIPS_SHOWN]) + (" …" if len(c.broken) > FLIPS_SHOWN else "")
             console.print(f"{metric}: broken by the challenger: {shown}")
+    runs = summary["mlflow"]
+    console.print(f"MLflow (`make mlflow-ui`): experiment {runs['experiment_id']}, dataset {runs['dataset']}, runs "
+                  f"champion {runs['champion_run']}, challenger {runs['challenger_run']}, comparison "
+                  f"{runs['comparison_run']} (select the two evaluation runs, Compare)", highlight=False)
     if gate.passed:
         console.print("[green]promotion gate passed[/green]: `factory promote` may move the challenger to champion")
     else:

@@ -56,6 +56,34 @@ def evaluate(cases: Sequence[Mapping[str, Any]], configuration: AgentConfigurati
                       suite_metrics(outputs, expectations, scores))
 
 
+def evaluate_logged(cases: Sequence[Mapping[str, Any]], configuration: AgentConfiguration, governance: Governance,
+                    new_world: Callable[[], EvalWorld], scorers: Mapping[str, CaseScorer], *, trials: int,
+                    dataset: Any, experiment_id: str, tags: Mapping[str, str]) -> tuple[Evaluation, str]:
+    """`evaluate`, with the agent's traces grouped under the configuration's LoggedModel, then logged as an
+    MLflow evaluation run on the registered `dataset` (one assessment per case and scorer on its trace, the
+    suite metrics on the run); returns the evaluation and the run id."""
+    from factory_pipelines.lib.evals.tracking import active_model, evaluate_outputs, model_configuration
+
+    side, params = configuration.label, configuration.params
+    model_id = model_configuration(f"{params['agent']}-{side}", params, experiment_id)
+    with active_model(model_id):
+        evaluation = evaluate(cases, configuration, governance, new_world, scorers, trials=trials,
+                              trace_tags={**tags, "eval_side": side})
+    run = evaluate_outputs(f"{params['agent']} {side} {params['prompt']}", evaluation.records(cases), scorers,
+                           dataset=dataset, experiment_id=experiment_id, tags={**tags, **params, "eval_side": side},
+                           model_id=model_id, metrics=evaluation.metrics)
+    return evaluation, run.run_id
+
+
+def register_cases(name: str, version: str, cases: Sequence[Mapping[str, Any]], experiment_id: str) -> Any:
+    """The golden cases as an MLflow evaluation dataset (once per version): each case's id and ticket as inputs."""
+    from factory_pipelines.lib.evals.tracking import register_dataset
+
+    return register_dataset(name, version, [
+        {"inputs": {"case_id": c["id"], **c["inputs"]["ticket"]}, "expectations": dict(c["expectations"]),
+         "tags": {"case_id": str(c["id"])}} for c in cases], experiment_id)
+
+
 def compare_evaluations(champion: Evaluation, challenger: Evaluation, *, thresholds: Mapping[str, float],
                         tolerances: Mapping[str, float], budgets: Mapping[str, float]) -> GateResult:
     """The promotion gate for `challenger` against `champion`; both must have decided the same cases."""

@@ -36,7 +36,6 @@ class AgentConfiguration:
     replies: dict[str, Any] | None = None
     first_pass: Any = None
     reply_prompt: Any = None
-    feature_names: tuple[str, ...] = ()
 
     @property
     def params(self) -> dict[str, str]:
@@ -117,7 +116,7 @@ def _decide(case: Mapping[str, Any], trial: int, configuration: AgentConfigurati
     runner = AgentRunner(manifest, configuration.prompt, configuration.provider, configuration.model_version, toolbox,
                          rules=configuration.rules, first_pass=configuration.first_pass,
                          reply_templates=configuration.replies, reply_prompt=configuration.reply_prompt,
-                         use_cache=use_cache, feature_names=list(configuration.feature_names),
+                         use_cache=use_cache, feature_names=world.feature_names,
                          trace_tags={**trace_tags, "eval_case": case_id, "eval_trial": str(trial)})
     _, (row,) = runner.run([ticket])
     return _outcome(case_id, trial, row, toolbox.records)

@@ -42,6 +42,11 @@ class EvalWorld:
         values = self.features.get(str(entity.get("ticket_id")), {})
         return {**dict(entity), **values}
 
+    @property
+    def feature_names(self) -> list[str]:
+        """Every feature the world serves (what a prompt may use), without Feast's event-time columns."""
+        return sorted({k for values in self.features.values() for k in values if not k.endswith(EVENT_TIME_SUFFIX)})
+
     def online_features_many(self, entities: list[dict[str, Any]], *_: Any) -> list[dict[str, Any]]:
         return [self.online_features(e) for e in entities]
 

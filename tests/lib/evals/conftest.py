@@ -66,8 +66,7 @@ def configuration() -> AgentConfiguration:
     spec = load_prompt_file(PACKAGE_DIR / "defs" / "registry" / "prompts" / "support_triage.yaml")
     rules, replies = manifest.load_config(AGENTS)
     return AgentConfiguration("champion", manifest, ResolvedPrompt(spec.name, 1, spec.template, spec.response_schema),
-                              ScriptedProvider([answer] * 50), "scripted", rules=rules, replies=replies,
-                              feature_names=tuple(CUSTOMER))
+                              ScriptedProvider([answer] * 50), "scripted", rules=rules, replies=replies)
 
 
 @pytest.fixture

@@ -1,0 +1,100 @@
+"""`factory eval` as an ML engineer runs it: two prompt versions in the real MLflow Prompt Registry, a small
+suite of golden cases, the real local model, runtime and Cedar gate, the paired comparison and the verdict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from factory_pipelines.cli import app
+from factory_pipelines.settings import PACKAGE_DIR, REPO_ROOT, get_settings
+from tests.conftest import use_home
+
+CASES = 4
+
+
+def small_suite(root: Path) -> None:
+    """The shipped support suite over its first few cases (same schema, same thresholds)."""
+    (root / "suites").mkdir(parents=True)
+    (root / "datasets").mkdir()
+    suite = yaml.safe_load((REPO_ROOT / "evals" / "suites" / "support_triage_golden.yaml").read_text())
+    suite["kb"] = str(PACKAGE_DIR / "demo" / "data" / "kb_articles.yaml")
+    (root / "suites" / "support_triage_golden.yaml").write_text(yaml.safe_dump(suite))
+    lines = (REPO_ROOT / "evals" / "datasets" / "support_triage_golden.jsonl").read_text().splitlines()
+    (root / "datasets" / "support_triage_golden.jsonl").write_text("\n".join(lines[:CASES]) + "\n")
+
+
+def agents_without_classifier(root: Path) -> Path:
+    """The shipped agents folder, the support agent deciding every field with the model (no classifier to
+    train for this test)."""
+    shutil.copytree(PACKAGE_DIR / "defs" / "agents", root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    manifest = root / "manifests" / "support_triage.yaml"
+    manifest.write_text("\n".join(line for line in manifest.read_text().splitlines() if "first_pass:" not in line))
+    return root / "manifests"
+
+
+def register_two_prompt_versions(settings) -> None:
+    from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
+    from factory_pipelines.resources.tracking import TrackingResource
+
+    client = TrackingResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=settings.mlflow_artifact_root).client()
+    specs = load_prompts(PACKAGE_DIR / "defs" / "registry" / "prompts")
+    sync_prompts(client, specs)
+    changed = specs["support_triage"].model_copy(update={"template": specs["support_triage"].template.replace(
+        "Answer with the category", "Think about the customer's intent, then answer with the category")})
+    assert sync_prompts(client, {"support_triage": changed})["support_triage"] == {
+        "version": 2, "created": True, "alias": "challenger"}
+
+
+def assert_logged_to_mlflow(settings, report: dict) -> None:
+    """Both evaluations are runs of the experiment on the same registered dataset version, with one assessment
+    per case on the agent's own traces; the comparison run holds the paired result."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    logged = report["mlflow"]
+    runs = {side: client.get_run(logged[f"{side}_run"]) for side in ("champion", "challenger")}
+    for side, run in runs.items():
+        (dataset,) = run.inputs.dataset_inputs
+        assert dataset.dataset.name == logged["dataset"] == f"support_triage_golden@{report['dataset_version']}"
+        assert run.data.tags["eval_side"] == side and run.data.tags["prompt"] == report[side]["prompt"]
+        assert run.data.metrics["action_accuracy"] == report["metrics"][side]["action_accuracy"]
+        traces = mlflow.search_traces(run_id=run.info.run_id, return_type="list")
+        assert len(traces) == CASES and all(t.info.assessments for t in traces)
+    comparison = client.get_run(logged["comparison_run"])
+    assert "action_accuracy/difference" in comparison.data.metrics
+    assert {a.path for a in client.list_artifacts(comparison.info.run_id)} >= {"comparison.json", "comparison.md"}
+
+
+@pytest.mark.slow
+def test_factory_eval_compares_two_prompt_versions_case_by_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                model_dir: Path) -> None:
+    small_suite(tmp_path / "evals")
+    settings = use_home(monkeypatch, tmp_path / "home", evals_dir=str(tmp_path / "evals"), model_dir=str(model_dir),
+                        manifests_dir=str(agents_without_classifier(tmp_path / "agents")))
+    register_two_prompt_versions(settings)
+    try:
+        result = CliRunner().invoke(app, ["eval", "support_triage", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output[result.output.index("{"):])
+        assert (report["cases"], report["trials"]) == (CASES, 1)
+        assert report["champion"]["prompt"] == "support_triage/1" and report["challenger"]["prompt"] == "support_triage/2"
+        for side in ("champion", "challenger"):
+            metrics = report["metrics"][side]
+            assert metrics["schema_validity"] == 1.0 and 0 <= metrics["action_accuracy"] <= 1
+            assert metrics["latency_p95_s"] > 0 and metrics["cost_per_ticket_usd"] > 0
+        comparison = report["gate"]["comparisons"]["action_accuracy"]
+        assert comparison["cases"] == CASES and comparison["low"] <= comparison["difference"] <= comparison["high"]
+        assert isinstance(report["gate"]["passed"], bool) and report["gate"]["failures"] or report["gate"]["passed"]
+        assert_logged_to_mlflow(settings, report)
+
+        missing = CliRunner().invoke(app, ["eval", "support_triage", "--prompt-version", "9"])
+        assert missing.exit_code != 0 and "support_triage/9 is not in the MLflow Prompt Registry" in " ".join(
+            str(missing.exception).split())
+    finally:
+        get_settings.cache_clear()
