@@ -33,6 +33,7 @@ EVALS = REPO_ROOT / "evals"
 # The repo's evals/ folder is a package of the checkout, not a dependency (tests/test_dependencies.py would take
 # a static `from evals import ...` for a third-party import).
 build_golden = importlib.import_module("evals.build_golden")
+golden_expectations = importlib.import_module("evals.golden_expectations")
 POLICIES = PACKAGE_DIR / "policies"
 MANIFESTS = PACKAGE_DIR / "defs" / "agents" / "manifests"
 SUPPORT_TAGS = ("follow_up", "duplicate", "refund_below_limit", "refund_at_limit", "refund_above_limit",
@@ -142,8 +143,8 @@ def cedar_request(record: dict[str, Any], tool: str, manifest: Any) -> dict[str,
         "budget": Budget.from_manifest(manifest.budgets).cedar(), "risk_score": 0}
     resource = {"type": "Ticket", "id": ticket["ticket_id"]}
     if tool == "issue_refund":
-        call = build_golden.refund_call(inputs)
-        order = build_golden.found_order(inputs)
+        call = golden_expectations.refund_call(inputs)
+        order = golden_expectations.found_order(inputs)
         resource = {"type": "Order", "id": order["order_id"]}
         context |= {"risk_score": call.risk_score, "amount_cents": call.amount_cents, "currency": order["currency"],
                     "order": {"found": True, "customer_matches": True, "amount_cents": call.order_cents,
