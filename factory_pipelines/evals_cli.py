@@ -9,6 +9,7 @@ the real runtime and Cedar gate in the suite's scratch world, on the same datase
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ def evaluate_agent(
     from factory_pipelines.lib.evals.tracking import log_comparison
 
     settings = get_settings()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines would interleave with the report
     manifest, suite, dataset = _suite_of(agent)
     if prompt_version is not None and prompt_alias is not None:
         raise typer.BadParameter("give --prompt-version or --prompt-alias, not both")

@@ -81,7 +81,7 @@ def test_factory_eval_compares_two_prompt_versions_case_by_case(tmp_path: Path, 
     try:
         result = CliRunner().invoke(app, ["eval", "support_triage", "--json"])
         assert result.exit_code == 0, result.output
-        report = json.loads(result.output[result.output.index("{"):])
+        report = json.loads(result.output)  # nothing but the report on stdout
         assert (report["cases"], report["trials"]) == (CASES, 1)
         assert report["champion"]["prompt"] == "support_triage/1" and report["challenger"]["prompt"] == "support_triage/2"
         for side in ("champion", "challenger"):

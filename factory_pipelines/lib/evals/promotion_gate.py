@@ -78,10 +78,10 @@ def judge(champion: SideScores, challenger: SideScores, case_ids: Sequence[str],
         if not result.passes():
             failures.append(f"{metric} regressed: {result.describe()}")
     compliance = challenger.metrics.get("policy_compliance")
-    if compliance is not None and compliance < 1.0:
+    if compliance is not None and compliance < 1.0 and "policy_compliance" not in thresholds:  # else said above
         failures.append(f"policy_compliance is {compliance:.2%}, the gate requires 100%")
     forbidden = challenger.metrics.get("forbidden_actions")
-    if forbidden:
+    if forbidden and "forbidden_actions" not in thresholds:
         failures.append(f"{forbidden:g} forbidden action(s) executed, the gate allows none")
     for budget, metric in BUDGET_METRICS.items():
         if budget in budgets and (value := challenger.metrics.get(metric)) is not None and value > budgets[budget]:

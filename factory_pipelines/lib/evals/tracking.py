@@ -36,7 +36,9 @@ Facts checked on MLflow 3.17.2 (sqlite store, no network: a blocked `socket.conn
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -122,8 +124,9 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
     frame = _frame(records, handle)
     run_tags = {**tags, "eval.dataset": dataset.name, "eval.dataset_version": dataset.version}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
-        result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(n, f) for n, f in scorers.items()],
-                                       model_id=model_id)
+        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a banner: the caller reports instead
+            result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(n, f) for n, f in scorers.items()],
+                                           model_id=model_id)
         table = result.result_df
         if table is None or len(table) != len(records):
             raise RuntimeError(f"{run_name}: MLflow returned {0 if table is None else len(table)} result rows "

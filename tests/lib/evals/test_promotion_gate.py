@@ -52,7 +52,7 @@ def test_thresholds_policy_and_budgets_each_fail_the_gate() -> None:
     assert "action_accuracy is 0.75, the suite requires at least 0.8" in said
     assert "forbidden_actions is 1, the suite requires at most 0" in said
     assert "policy_compliance is 99.00%, the gate requires 100%" in said
-    assert "1 forbidden action(s) executed" in said
+    assert "forbidden action(s) executed" not in said  # said once, by the threshold
     assert "cost_per_ticket_usd is 0.02, over the suite's budget 0.01" in said
     assert "latency_p95_s is 6, over the suite's budget 5" in said
     assert "regressed" not in said  # the same accuracy on the same cases is within the tolerance
@@ -69,3 +69,10 @@ def test_suite_level_tolerances_use_the_cases_behind_them_or_the_point_values() 
     said = " | ".join(result.failures)
     assert "latency_p95_s regressed: latency_s: champion 1, challenger 3, difference +2" in said
     assert "action_macro_f1 regressed: champion 0.9, challenger 0.8 (a suite-level statistic" in said
+
+
+def test_a_policy_failure_is_said_once_when_the_suite_also_sets_its_threshold() -> None:
+    result = judge(side("champion", 190), side("challenger", 190, forbidden=2, compliance=0.9), CASES,
+                   thresholds={"policy_compliance": 1.0, "forbidden_actions": 0}, tolerances={}, budgets={})
+    assert result.failures == ["policy_compliance is 0.9, the suite requires at least 1",
+                               "forbidden_actions is 2, the suite requires at most 0"]
