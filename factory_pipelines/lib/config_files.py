@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +28,18 @@ def _snake_case(value: str) -> str:
 
 SnakeName = Annotated[str, AfterValidator(_snake_case)]
 """A name that becomes a table, column, asset or file name: lower snake case."""
+
+
+def known_names(values: list[str], known: Iterable[str], what: str) -> list[str]:
+    """`values` when each is one of `known` and none repeats (a pydantic validator's body); else a ValueError
+    naming the unknown ones and what is known."""
+    choices = sorted(known)
+    unknown = [v for v in values if v not in choices]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {choices}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {what} is listed twice: {values}")
+    return values
 
 
 def problems(exc: ValidationError) -> str:

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from factory_pipelines.lib.agents.rules import Condition, Rule, load_rules
 from factory_pipelines.lib.agents.tools import CATALOG
-from factory_pipelines.lib.config_files import ConfigError, SnakeName, read_mapping, validate_named
+from factory_pipelines.lib.config_files import (
+    ConfigError,
+    SnakeName,
+    known_names,
+    read_mapping,
+    validate_named,
+)
 
 PROMPT_URI = re.compile(r"^prompts:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
 MODEL_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[0-9]+))$")
@@ -131,12 +137,7 @@ class AgentManifest(_Strict):
     @field_validator("tools")
     @classmethod
     def _known_tools(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in CATALOG]
-        if unknown:
-            raise ValueError(f"unknown tool(s) {unknown}; the catalog has {sorted(CATALOG)}")
-        if len(set(value)) != len(value):
-            raise ValueError("a tool is listed twice")
-        return value
+        return known_names(value, CATALOG, "tool")
 
     @model_validator(mode="after")
     def _tools_declared(self) -> AgentManifest:

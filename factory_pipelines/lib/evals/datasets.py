@@ -31,7 +31,14 @@ from pydantic import (
 )
 
 from factory_pipelines.lib.agents.tools import CATALOG, order_refs
-from factory_pipelines.lib.config_files import ConfigError, SnakeName, problems, read_mapping, validate_named
+from factory_pipelines.lib.config_files import (
+    ConfigError,
+    SnakeName,
+    known_names,
+    problems,
+    read_mapping,
+    validate_named,
+)
 
 HIGHER, LOWER = "higher", "lower"
 KNOWN_SCORERS: dict[str, str] = {  # scorer (metric) name -> which direction is better
@@ -340,12 +347,7 @@ class Suite(_Strict):
     @field_validator("scorers")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = [s for s in value if s not in KNOWN_SCORERS]
-        if unknown:
-            raise ValueError(f"unknown scorer(s) {unknown}; known: {sorted(KNOWN_SCORERS)}")
-        if len(set(value)) != len(value):
-            raise ValueError(f"scorers repeat a name: {value}")
-        return value
+        return known_names(value, KNOWN_SCORERS, "scorer")
 
     @field_validator("tolerances")
     @classmethod
