@@ -106,7 +106,9 @@ class PartitionLoad:
         the rejected records before it. Stored at once (a rare path), so the rules and quarantine read it."""
         table, (first, _) = self.spec.table, self.unnumbered.pop(path)
         rejected = sorted(self.rejected_records[path])
-        from_position = [record - i for i, record in enumerate(rejected)]  # i + 1 records skipped from here on
+        # from loaded position k on, `skipped[k]` records were rejected before the row (adjacent rejects give the
+        # same k: the last one, the most skipped, holds)
+        skipped = {record - i: i + 1 for i, record in enumerate(rejected)}
         self.con.execute(
             f"""UPDATE {table} SET _source_row = m.n FROM (
                 SELECT r.id, r.k + coalesce(s.skipped, 0) AS n
@@ -114,7 +116,7 @@ class PartitionLoad:
                       WHERE {self.where()} AND _source_file = $3 AND _source_row IS NULL) r
                 ASOF LEFT JOIN (SELECT unnest($1::BIGINT[]) AS k, unnest($2::BIGINT[]) AS skipped) s ON r.k >= s.k
             ) m WHERE {table}.rowid = m.id""",
-            [from_position, list(range(1, len(rejected) + 1)), path],
+            [list(skipped), list(skipped.values()), path],
         )
 
     def row_number(self, alias: str = "") -> str:

@@ -29,9 +29,10 @@ def column_checks(column: ColumnSpec) -> list[tuple[str, str]]:
 
     if column.required:
         # blank text counts as missing: staging trims it to '' and its contract would block the whole day. Only
-        # values below '!' (empty, or starting with a space or a control character) are trimmed: comparing the
-        # inlined prefix is free, trimming every body of a day is not (0.3 s per million)
-        blank = f" OR ({c} < '!' AND trim({c}) = '')" if column.type == "VARCHAR" else ""
+        # values that start below '!' (empty, a space, a control character) or outside ASCII (a no-break or
+        # other Unicode space, which trim() strips too) are trimmed: comparing the inlined prefix is free,
+        # trimming every body of a day is not (0.3 s per million)
+        blank = f" OR (({c} < '!' OR {c} >= chr(128)) AND trim({c}) = '')" if column.type == "VARCHAR" else ""
         check(f"{c} IS NULL{blank}", "not_null", "required value is null, blank or missing")
     if column.enum is not None:
         allowed = ", ".join(lit(v) for v in column.enum)

@@ -145,6 +145,15 @@ def test_rows_keep_their_record_number_and_rejects_their_line_after_multi_line_v
     assert report.rows_read == 6
 
 
+def test_rows_after_adjacent_rejected_records_keep_their_record_number(tmp_path: Path) -> None:
+    rows = [ticket(1), ticket(2, created_at="never"), ticket(3, created_at="later"), ticket(4), ticket(5),
+            ticket(6, created_at="nope"), ticket(7)]
+    write(tmp_path / "landing", "tickets", "a.csv", csv_file(*rows))
+    con, _, quarantine = load(tmp_path)
+    assert con.execute("SELECT _source_row FROM raw.tickets ORDER BY 1").fetchall() == [(1,), (4,), (5,), (7,)]
+    assert [q[1] for q in quarantine] == [2, 3, 6]
+
+
 def test_extra_and_reordered_columns_are_kept_not_dropped(tmp_path: Path) -> None:
     header = "customer_id,ticket_id,created_at,channel,subject,body,order_id,in_reply_to,mood"
     write(tmp_path / "landing", "tickets", "a.csv", f"{header}\nC-00001,T-20261101-00001,2026-11-01 09:00:00,web,S,B,,,angry\n")

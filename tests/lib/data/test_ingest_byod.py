@@ -135,11 +135,14 @@ def test_a_required_text_of_spaces_only_is_quarantined_as_missing(tmp_path: Path
     write(tmp_path, "export.csv", rows(
         "T-20261101-00001,C-00001,2026-11-01 09:00:00,email,   ,Body,,",
         "T-20261101-00002,C-00002,2026-11-01 09:00:00,email, Hi ,Body,,",
+        "T-20261101-00003,C-00003,2026-11-01 09:00:00,email,\u00a0\u2002,Body,,",  # Unicode spaces only
+        "T-20261101-00004,C-00004,2026-11-01 09:00:00,email,Über,Body,,",
     ))
     con, report, quarantine = load(tmp_path, spec(tmp_path))
-    assert [(q[0], q[2], q[3]) for q in quarantine] == [(1, "not_null", "subject")]
+    assert [(q[0], q[2], q[3]) for q in quarantine] == [(1, "not_null", "subject"), (3, "not_null", "subject")]
     assert "blank" in quarantine[0][4]
-    assert con.execute("SELECT ticket_id FROM raw.tickets").fetchall() == [("T-20261101-00002",)]
+    assert con.execute("SELECT ticket_id FROM raw.tickets ORDER BY 1").fetchall() == [
+        ("T-20261101-00002",), ("T-20261101-00004",)]
 
 
 def test_without_null_tokens_none_is_a_value(tmp_path: Path) -> None:
