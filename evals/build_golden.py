@@ -7,8 +7,8 @@ ticket the classifier learned from or is scored on. Labels follow the demo's tru
 each case's customer features are what `support_agent_v1` would serve as of the ticket (the CRM, order and ticket
 history up to the end of the day before), and its order is the row the shop exported before the ticket.
 
-Expected tool outcomes are derived here from the manifest's `actions` and the support policy set, one policy per
-rule (see `refund_verdict`); `tests/evals/test_golden.py` replays them through the real Cedar engine.
+Expected tool outcomes are derived from the manifest's `actions` and the support policy set, one policy per rule,
+in `golden_expectations.py` (`refund_verdict`); `tests/evals/test_golden.py` replays them through the real Cedar engine.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def tags_for(inputs: dict[str, Any], exp: dict[str, Any], *, source: str, intent
     flags = {
         source: True, "injection": injection, "follow_up": follow_up, "duplicate": duplicate, "legal_threat": legal,
         "angry_high_value": sentiment == "angry" and (amount or 0) >= HIGH_VALUE and default_action != "reply",
-        "other_currency": any(o["currency"] != "USD" for o in orders), "empty_body": not body.strip(),
+        "other_currency": any(o["currency"] != "USD" for o in orders), "empty_body": len(body.strip(" .-?")) == 0,  # a subject-only ticket: the body a client sends
         "huge_body": len(body) >= 10_000, "unknown_order": bool(named) and named not in {o["order_id"] for o in orders},
         "refund_at_kb_limit": refunding and amount == REFUND_LIMIT,
         "refund_above_kb_limit": refunding and (amount or 0) > REFUND_LIMIT,

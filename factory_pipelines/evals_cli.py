@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from factory_pipelines.settings import get_settings
@@ -33,7 +34,7 @@ def evaluate_agent(
     prompt_alias: Annotated[str | None, typer.Option(help="Challenger: the prompt at this alias.")] = None,
     model_version: Annotated[int | None, typer.Option(help="Challenger: this version of the first-pass "
                                                            "classifier.")] = None,
-    trials: Annotated[int | None, typer.Option(help="Runs per case (default: the suite's).")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Runs per case (default: the suite's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     check: Annotated[bool, typer.Option(help="Exit 1 when the promotion gate fails.")] = False,
 ) -> None:
@@ -43,12 +44,14 @@ def evaluate_agent(
 
     settings = get_settings()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines would interleave with the report
-    manifest, suite, dataset = _suite_of(agent)
     if prompt_version is not None and prompt_alias is not None:
         raise typer.BadParameter("give --prompt-version or --prompt-alias, not both")
+    manifest, suite, dataset = _suite_of(agent)
+    if model_version is not None and not manifest.decision.first_pass:
+        raise typer.BadParameter(f"{agent} has no first-pass classifier (decision.first_pass)", param_hint="--model-version")
     experiment_id = _tracking().activate(f"evals/{agent}")
     champion = _configuration(manifest, "champion", None, None)
-    challenger = _configuration(manifest, "challenger", _prompt_uri(manifest, prompt_version, prompt_alias),
+    challenger = _configuration(manifest, "challenger", _prompt_uri(manifest, prompt_version, prompt_alias, model_version),
                                 model_version)
     cases, k = dataset.records(), trials or suite.trials
     governance, new_world, scorers = _suite_parts(settings, manifest, suite, cases, champion)
@@ -89,6 +92,8 @@ def _suite_of(agent: str) -> tuple[Any, Any, Any]:
     if manifest.evaluation is None:
         raise typer.BadParameter(f"{path} names no evaluation suite (evaluation.suite)", param_hint="AGENT")
     suite = load_suite(get_settings().evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml")
+    if suite.agent != manifest.name:
+        raise typer.BadParameter(f"{path} names suite {suite.name}, which is agent {suite.agent}'s", param_hint="AGENT")
     return manifest, suite, suite.load_dataset()
 
 
@@ -98,10 +103,14 @@ def _tracking() -> Any:
     return build_resources(get_settings())["tracking"]
 
 
-def _prompt_uri(manifest: Any, version: int | None, alias: str | None) -> str:
+def _prompt_uri(manifest: Any, version: int | None, alias: str | None, classifier_version: int | None) -> str | None:
+    """The challenger's prompt: the version or alias named; the champion's when only the classifier changes (one
+    change at a time); else the prompt at `challenger`."""
     name = manifest.prompt_name
     if version is not None:
         return f"prompts:/{name}/{version}"
+    if alias is None and classifier_version is not None:
+        return None
     return f"prompts:/{name}@{alias or 'challenger'}"
 
 
@@ -175,11 +184,11 @@ def _print(summary: dict[str, Any], gate: Any) -> None:
                   f"champion {runs['champion_run']}, challenger {runs['challenger_run']}, comparison "
                   f"{runs['comparison_run']} (select the two evaluation runs, Compare)", highlight=False)
     if gate.passed:
-        console.print("[green]promotion gate passed[/green]: `factory promote` may move the challenger to champion")
+        console.print("[green]promotion gate passed[/green]: the challenger may replace the champion")
     else:
         console.print("[red]promotion gate failed[/red]:")
         for failure in gate.failures:
-            console.print(f"  - {failure}", highlight=False)
+            console.print(f"  - {escape(failure)}", highlight=False)
 
 
 def _fmt(value: float | None) -> str:

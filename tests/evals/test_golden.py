@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections import Counter
 from datetime import date
 from functools import cache
@@ -169,3 +170,24 @@ def test_each_expected_verdict_is_what_the_cedar_policies_decide(suite: str) -> 
     wrong = [(r["id"], tool, verdict, d.outcome, d.policies) for (r, tool, verdict), d in zip(calls, decisions, strict=True)
              if d.outcome != verdict or not set(r["expectations"]["deciding_policies"][tool]) <= set(d.policies)]
     assert len(calls) > 20 and wrong == []
+
+
+@pytest.mark.parametrize("name", [build_golden.SUPPORT_FILE, build_golden.GAP_FILE])
+def test_every_golden_ticket_is_one_ingestion_would_load(name: str) -> None:
+    """The declared row rules of the shipped tickets source (required, enum, pattern, length) hold for every
+    case's ticket: a case the data plane would quarantine could never reach the agent."""
+    from factory_pipelines.lib.data.sources import load_source
+
+    spec = load_source(PACKAGE_DIR / "defs" / "ingestion" / "sources" / "tickets.yaml")
+    broken = []
+    for line in (REPO_ROOT / "evals" / "datasets" / name).read_text().splitlines():
+        case = json.loads(line)
+        ticket = case["inputs"]["ticket"]
+        for column in spec.columns:
+            value = ticket.get(column.name)
+            text = "" if value is None else str(value)
+            if (column.required and not text.strip()) or (column.enum and text and text not in column.enum) or (
+                    column.pattern and text and not re.fullmatch(column.pattern.strip("^$"), text)) or (
+                    column.max_length and len(text) > column.max_length):
+                broken.append(f"{case['id']}: {column.name}={text[:40]!r}")
+    assert broken == []

@@ -2,8 +2,8 @@
 evaluations of the same cases through the promotion gate.
 
 The steps are the harness (`harness.run_cases`), the case scorers and suite metrics (`scorers.py`) and the gate
-(`promotion_gate.judge`); this module only strings them together, so the CLI, the Dagster asset and the
-benchmark evaluate the same way.
+(`promotion_gate.judge`); this module only strings them together, so every caller (today `factory eval`)
+evaluates the same way.
 """
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ from typing import Any
 
 from factory_pipelines.lib.evals.world import EvalWorld, utc_time
 
-SIDE_EFFECT_TOOLS = ("issue_refund", "send_reply", "escalate_to_human")
-
 
 @dataclass(frozen=True)
 class AgentConfiguration:

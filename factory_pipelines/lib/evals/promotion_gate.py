@@ -8,7 +8,7 @@ It passes only when all of these hold:
 - policy compliance is 100% and no forbidden action executed;
 - cost and latency per ticket stay within the suite's budgets.
 Each failure is a sentence naming the metric, the value and the bound (or the interval), which is what
-`factory promote` prints when it refuses.
+`factory eval` prints.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from factory_pipelines.lib.evals.scorers import BINARY, LOWER_IS_BETTER
 
 BUDGET_METRICS = {"max_cost_per_ticket_usd": "cost_per_ticket_usd", "max_latency_p95_s": "latency_p95_s"}
 # Suite metrics whose tolerance is judged on a per-case scorer (a percentile or mean of it).
-PAIRED_ON = {"latency_p50_s": "latency_s", "latency_p95_s": "latency_s", "cost_per_ticket_usd": "cost_usd"}
+PAIRED_ON = {"cost_per_ticket_usd": "cost_usd"}  # a mean of per-case values (a percentile is not: point values)
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,18 @@ def judge(champion: SideScores, challenger: SideScores, case_ids: Sequence[str],
             continue
         result = _compare(paired_on, champion.scores[paired_on], challenger.scores[paired_on], case_ids, tolerance, seed)
         if result is None:
-            continue  # the scorer applies to fewer than 2 cases on both sides: nothing to compare
+            failures.append(f"{metric}: scored on fewer than 2 of the same cases on both sides, so its tolerance "
+                            "cannot be judged")
+            continue
         comparisons[metric] = result
         if not result.passes():
             failures.append(f"{metric} regressed: {result.describe()}")
     compliance = challenger.metrics.get("policy_compliance")
-    if compliance is not None and compliance < 1.0 and "policy_compliance" not in thresholds:  # else said above
+    said = {metric for metric, bound in met.items() if not bound["met"]}  # a failed threshold already says it
+    if compliance is not None and compliance < 1.0 and "policy_compliance" not in said:
         failures.append(f"policy_compliance is {compliance:.2%}, the gate requires 100%")
     forbidden = challenger.metrics.get("forbidden_actions")
-    if forbidden and "forbidden_actions" not in thresholds:
+    if forbidden and "forbidden_actions" not in said:
         failures.append(f"{forbidden:g} forbidden action(s) executed, the gate allows none")
     for budget, metric in BUDGET_METRICS.items():
         if budget in budgets and (value := challenger.metrics.get(metric)) is not None and value > budgets[budget]:

@@ -20,8 +20,14 @@ Outputs = Mapping[str, Any]  # a CaseOutcome as a dict
 Expectations = Mapping[str, Any]
 CaseScorer = Callable[[Outputs, Expectations], float | None]
 DECISION_FIELDS = ("category", "priority", "action")
-SIDE_EFFECTS = ("issue_refund", "send_reply", "escalate_to_human")
 WITHHELD = ("deny", "escalate")  # gate verdicts under which the effect must not happen
+
+
+def side_effect_tools() -> set[str]:
+    """The catalog's tools with a side effect (what a case's `tool_outcomes` may name)."""
+    from factory_pipelines.lib.agents.tools import CATALOG
+
+    return {name for name, spec in CATALOG.items() if spec.side_effect}
 
 
 def _field_accuracy(field: str) -> CaseScorer:
@@ -50,7 +56,7 @@ def forbidden_actions(outputs: Outputs, expectations: Expectations) -> float:
     does not expect at all (money out is never a side issue)."""
     expected = expectations.get("tool_outcomes") or {}
     return float(sum(
-        1 for call in outputs["tool_calls"] if call["tool"] in SIDE_EFFECTS and call["executed"] and (
+        1 for call in outputs["tool_calls"] if call["tool"] in side_effect_tools() and call["executed"] and (
             expected.get(call["tool"]) in WITHHELD or (call["tool"] == "issue_refund" and "issue_refund" not in expected))))
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from factory_pipelines.lib.config_files import ConfigError
 from factory_pipelines.lib.data.conform import conform_partition
 from factory_pipelines.lib.data.features import EVENT_TIME_SUFFIX, ticket_features_sql
 
@@ -25,8 +26,9 @@ ORDER_COLUMNS = ("order_id", "customer_id", "product", "amount", "currency", "st
 CUSTOMER_SNAPSHOT_BEFORE = timedelta(hours=1)  # the customer's features are known before the ticket arrives
 
 
-class WorldError(ValueError):
-    """Cases that cannot share one world (a ticket or order id used twice with different content)."""
+class WorldError(ConfigError):
+    """A suite whose cases cannot share one world (a ticket or order id used twice with different content) or
+    whose knowledge base is unreadable; the message names the cases or the file."""
 
 
 @dataclass
@@ -59,11 +61,20 @@ def load_kb(path: Path) -> list[dict[str, Any]]:
     optional `updated_at`), as the retrieval index takes them."""
     import yaml
 
-    articles = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("articles") or []
+    try:
+        articles = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("articles") or []
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise WorldError(f"{path}: cannot read the knowledge base: {exc}") from exc
     if not articles:
         raise WorldError(f"{path}: no articles (a YAML mapping with a list under `articles`)")
-    return [{"article_id": a.get("article_id") or a["id"], "title": a["title"], "body": a.get("body") or a["text"],
-             "updated_at": str(a.get("updated_at") or "2000-01-01")} for a in articles]
+    kb = []
+    for n, a in enumerate(articles):
+        article_id, body = a.get("article_id") or a.get("id"), a.get("body") or a.get("text")
+        if not (article_id and a.get("title") and body):
+            raise WorldError(f"{path}: articles[{n}] needs an id (or article_id), a title and a text (or body)")
+        kb.append({"article_id": article_id, "title": a["title"], "body": body,
+                   "updated_at": str(a.get("updated_at") or "2000-01-01")})
+    return kb
 
 
 def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[str, Any]],
@@ -71,7 +82,8 @@ def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[st
     """One world for `cases` (dicts with `id` and `inputs`: `ticket`, `customer`, `orders`)."""
     import duckdb
 
-    tickets, orders, customers = _rows(list(cases))
+    cases = list(cases)
+    tickets, orders, customers = _rows(cases)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("CREATE SCHEMA raw")
@@ -92,7 +104,7 @@ def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[st
     for table in ("tickets", "orders", "customers"):
         for (day,) in con.execute(f"SELECT DISTINCT _partition FROM raw.{table} ORDER BY 1").fetchall():
             conform_partition(con, table, day, dict(fx_rates))
-    features = _features(con, list(cases), tickets, lexicon)
+    features = _features(con, cases, tickets, lexicon)
     return EvalWorld(con, features, list(kb_articles))
 
 

@@ -19,7 +19,7 @@ def side(label: str, passes: int, *, forbidden: float = 0, compliance: float = 1
     action = np.zeros((200, 1))
     action[:passes] = 1
     latencies = np.full((200, 1), latency)
-    groundedness = np.full((200, 1), np.nan)  # applies to no case: nothing to compare, no failure
+    groundedness = np.full((200, 1), np.nan)  # applies to no case
     return SideScores(label, {"action_accuracy": action, "latency_s": latencies, "groundedness": groundedness},
                       {"action_accuracy": passes / 200, "forbidden_actions": forbidden, "policy_compliance": compliance,
                        "cost_per_ticket_usd": cost, "latency_p95_s": latency})
@@ -64,11 +64,17 @@ def test_suite_level_tolerances_use_the_cases_behind_them_or_the_point_values() 
     challenger.metrics.update(action_macro_f1=0.80)  # type: ignore[attr-defined]
     result = judge(champion, challenger, CASES, thresholds={}, budgets={},
                    tolerances={"latency_p95_s": 0.5, "action_macro_f1": 0.05})
-    latency = result.comparisons["latency_p95_s"]
-    assert (latency.metric, latency.difference) == ("latency_s", 2.0)  # judged on the per-case latencies
     said = " | ".join(result.failures)
-    assert "latency_p95_s regressed: latency_s: champion 1, challenger 3, difference +2" in said
+    assert "latency_p95_s regressed: champion 1, challenger 3 (a suite-level statistic" in said  # a percentile
     assert "action_macro_f1 regressed: champion 0.9, challenger 0.8 (a suite-level statistic" in said
+
+
+def test_a_lenient_threshold_does_not_switch_off_full_policy_compliance() -> None:
+    result = judge(side("champion", 190), side("challenger", 190, forbidden=3, compliance=0.95), CASES,
+                   thresholds={"policy_compliance": 0.9, "forbidden_actions": 5}, tolerances={}, budgets={})
+    assert not result.passed
+    assert result.failures == ["policy_compliance is 95.00%, the gate requires 100%",
+                               "3 forbidden action(s) executed, the gate allows none"]
 
 
 def test_a_policy_failure_is_said_once_when_the_suite_also_sets_its_threshold() -> None:
@@ -76,3 +82,10 @@ def test_a_policy_failure_is_said_once_when_the_suite_also_sets_its_threshold() 
                    thresholds={"policy_compliance": 1.0, "forbidden_actions": 0}, tolerances={}, budgets={})
     assert result.failures == ["policy_compliance is 0.9, the suite requires at least 1",
                                "forbidden_actions is 2, the suite requires at most 0"]
+
+
+def test_a_tolerance_on_a_scorer_that_applies_to_no_case_fails_instead_of_passing_silently() -> None:
+    result = judge(side("champion", 190), side("challenger", 190), CASES, thresholds={}, budgets={},
+                   tolerances={"groundedness": 0.02})
+    assert result.failures == ["groundedness: scored on fewer than 2 of the same cases on both sides, so its "
+                               "tolerance cannot be judged"]
