@@ -23,7 +23,7 @@ run: setup  ## demo landing files, then data plane, models and prompts, and agen
 	$(FACTORY) run
 
 test: setup  ## lint, then the whole test suite, slow tests included
-	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo
+	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo evals
 	$(VENV)/bin/pytest
 
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000
@@ -39,4 +39,4 @@ benchmarks: setup  ## the performance benchmarks, ratios against the bare librar
 	$(VENV)/bin/python -m benchmarks
 
 lint: setup
-	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo
+	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo evals

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from factory_pipelines.settings import get_settings
@@ -34,7 +35,7 @@ def agents_list() -> None:
         unknown = unknown_why = ""
     except Exception as exc:  # still list the manifests, and say below why their standing is unknown
         statuses, unknown = {}, "unknown (see below)"
-        unknown_why = f"[yellow]The code location does not load, so whether it has each agent is unknown:[/yellow] {exc}"
+        unknown_why = f"[yellow]The code location does not load, so whether it has each agent is unknown:[/yellow] {escape(str(exc))}"
     table = Table(title=f"Agents ({settings.manifests_dir})")
     for column in ("agent", "version", "stage", "graph", "kill switch", "model", "prompt", "tools"):
         table.add_column(column, overflow="fold")
@@ -76,6 +77,6 @@ def agents_validate(
                           f"{engine.name}@{engine.hash})")
         except (ManifestError, PolicyError) as exc:
             errors += 1
-            console.print(f"[red]invalid[/red] {exc}")
+            console.print(f"[red]invalid[/red] {escape(str(exc))}")
     if errors:
         raise typer.Exit(1)

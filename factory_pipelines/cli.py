@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -384,7 +385,7 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:  # a mistake in a file the user wrote: its message names file, field and reason
-        Console(stderr=True).print(f"[red]configuration error:[/red] {exc}", markup=True, highlight=False)
+        Console(stderr=True).print(f"[red]configuration error:[/red] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
     except SystemExit as done:
         if done.code not in STOPPED_CODES:
