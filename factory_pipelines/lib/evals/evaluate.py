@@ -65,7 +65,7 @@ def evaluate_logged(cases: Sequence[Mapping[str, Any]], configuration: AgentConf
     from factory_pipelines.lib.evals.tracking import active_model, evaluate_outputs, model_configuration
 
     side, params = configuration.label, configuration.params
-    model_id = model_configuration(f"{params['agent']}-{side}", params, experiment_id)
+    model_id = model_configuration(params["agent"], params, experiment_id)  # the configuration, whichever side
     with active_model(model_id):
         evaluation = evaluate(cases, configuration, governance, new_world, scorers, trials=trials,
                               trace_tags={**tags, "eval_side": side})
