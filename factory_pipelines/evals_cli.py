@@ -39,6 +39,7 @@ def evaluate_agent(
     check: Annotated[bool, typer.Option(help="Exit 1 when the promotion gate fails.")] = False,
 ) -> None:
     """Champion vs challenger on the agent's golden suite: metrics, paired intervals, flipped cases, verdict."""
+    from factory_pipelines.lib.agents.models.prompts import PromptError
     from factory_pipelines.lib.evals.evaluate import compare_evaluations, evaluate_logged, register_cases
     from factory_pipelines.lib.evals.tracking import log_comparison
 
@@ -51,8 +52,16 @@ def evaluate_agent(
         raise typer.BadParameter(f"{agent} has no first-pass classifier (decision.first_pass)", param_hint="--model-version")
     experiment_id = _tracking().activate(f"evals/{agent}")
     champion = _configuration(manifest, "champion", None, None)
-    challenger = _configuration(manifest, "challenger", _prompt_uri(manifest, prompt_version, prompt_alias, model_version),
-                                model_version)
+    challenger_prompt = _prompt_uri(manifest, prompt_version, prompt_alias, model_version)
+    try:
+        challenger = _configuration(manifest, "challenger", challenger_prompt, model_version)
+    except PromptError as exc:
+        if challenger_prompt != f"prompts:/{manifest.prompt_name}@challenger":
+            raise
+        raise typer.BadParameter(
+            f"{manifest.prompt_name} has no challenger yet: change defs/registry/prompts/{manifest.prompt_name}.yaml "
+            "and run `factory run --job models_job` (a changed file is registered as the next version, alias "
+            "challenger), or name --prompt-version / --prompt-alias") from exc
     cases, k = dataset.records(), trials or suite.trials
     governance, new_world, scorers = _suite_parts(settings, manifest, suite, cases, champion)
     tags = {"agent": agent, "suite": suite.name, "dataset_version": dataset.version}

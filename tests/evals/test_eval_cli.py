@@ -38,11 +38,16 @@ def agents_without_classifier(root: Path) -> Path:
     return root / "manifests"
 
 
-def register_two_prompt_versions(settings) -> None:
-    from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
+def mlflow_client(settings):
     from factory_pipelines.resources.tracking import TrackingResource
 
-    client = TrackingResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=settings.mlflow_artifact_root).client()
+    return TrackingResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=settings.mlflow_artifact_root).client()
+
+
+def register_two_prompt_versions(settings) -> None:
+    from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
+
+    client = mlflow_client(settings)
     specs = load_prompts(PACKAGE_DIR / "defs" / "registry" / "prompts")
     sync_prompts(client, specs)
     changed = specs["support_triage"].model_copy(update={"template": specs["support_triage"].template.replace(
@@ -93,6 +98,10 @@ def test_factory_eval_compares_two_prompt_versions_case_by_case(tmp_path: Path, 
         assert isinstance(report["gate"]["passed"], bool) and report["gate"]["failures"] or report["gate"]["passed"]
         assert_logged_to_mlflow(settings, report)
 
+        client = mlflow_client(settings)
+        client.delete_prompt_alias("support_triage", "challenger")
+        none = CliRunner().invoke(app, ["eval", "support_triage"])
+        assert none.exit_code == 2 and "support_triage has no challenger yet" in " ".join(none.output.split())
         missing = CliRunner().invoke(app, ["eval", "support_triage", "--prompt-version", "9"])
         assert missing.exit_code != 0 and "support_triage/9 is not in the MLflow Prompt Registry" in " ".join(
             str(missing.exception).split())
