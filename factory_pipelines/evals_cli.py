@@ -44,6 +44,8 @@ def evaluate_agent(
     from factory_pipelines.lib.evals.tracking import log_comparison
 
     settings = get_settings()
+    import mlflow  # noqa: F401 (importing it configures its loggers: quiet them after)
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines would interleave with the report
     if prompt_version is not None and prompt_alias is not None:
         raise typer.BadParameter("give --prompt-version or --prompt-alias, not both")
