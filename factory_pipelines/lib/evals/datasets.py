@@ -75,9 +75,9 @@ class SuiteError(ConfigError):
     """An evaluation suite is missing or invalid; the message names the file and the field."""
 
 
-def moment(value: str) -> datetime:
-    """A case's time (ISO text, naive = UTC) as an aware datetime."""
-    parsed = datetime.fromisoformat(value)
+def moment(value: str | datetime) -> datetime:
+    """A case's time (ISO text or a datetime, naive = UTC) as an aware datetime."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

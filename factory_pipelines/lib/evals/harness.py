@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from factory_pipelines.lib.evals.world import EvalWorld, utc_time
+from factory_pipelines.lib.evals.datasets import moment
+from factory_pipelines.lib.evals.world import EvalWorld
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def _decide(case: Mapping[str, Any], trial: int, configuration: AgentConfigurati
     gate = CedarGate.for_agent(manifest, governance.engine, KillSwitches(scratch / "switches.jsonl"),
                                governance.gate_config, world.con, budget, as_of=as_of)
     run_id = f"eval:{configuration.label}:{case_id}:{trial}"
-    toolbox = Toolbox(manifest.name, env, gate, budget, run_id=run_id, partition=str(utc_time(ticket["created_at"]).date()))
+    toolbox = Toolbox(manifest.name, env, gate, budget, run_id=run_id, partition=str(moment(ticket["created_at"]).date()))
     runner = AgentRunner(manifest, configuration.prompt, configuration.provider, configuration.model_version, toolbox,
                          rules=configuration.rules, first_pass=configuration.first_pass,
                          reply_templates=configuration.replies, reply_prompt=configuration.reply_prompt,
@@ -122,9 +123,9 @@ def _decide(case: Mapping[str, Any], trial: int, configuration: AgentConfigurati
 
 def _as_of(case: Mapping[str, Any]) -> datetime:
     """The case's clock: its `as_of`, else the ticket's time (never before the ticket)."""
-    at = utc_time(case["inputs"]["ticket"]["created_at"])
+    at = moment(case["inputs"]["ticket"]["created_at"])
     given = case["inputs"].get("as_of")
-    return max(at, utc_time(given)) if given else at
+    return max(at, moment(given)) if given else at
 
 
 def _outcome(case_id: str, trial: int, row: dict[str, Any], records: list[dict[str, Any]]) -> CaseOutcome:

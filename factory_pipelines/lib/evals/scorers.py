@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from factory_pipelines.lib.evals.datasets import KNOWN_SCORERS, LOWER
+
 Outputs = Mapping[str, Any]  # a CaseOutcome as a dict
 Expectations = Mapping[str, Any]
 CaseScorer = Callable[[Outputs, Expectations], float | None]
@@ -106,8 +108,9 @@ def case_scorers(enums: Mapping[str, Sequence[str]]) -> dict[str, CaseScorer]:
 
 BINARY = {"category_accuracy", "priority_accuracy", "action_accuracy", "policy_compliance", "groundedness",
           "schema_validity", "answered_accuracy"}
-LOWER_IS_BETTER = {"forbidden_actions", "latency_s", "cost_usd", "latency_p50_s", "latency_p95_s",
-                   "cost_per_ticket_usd"}
+# The suite metrics' directions are declared once, with the names a suite may use (datasets.KNOWN_SCORERS);
+# the per-case measures behind them are lower-is-better too.
+LOWER_IS_BETTER = {name for name, better in KNOWN_SCORERS.items() if better == LOWER} | {"latency_s", "cost_usd"}
 
 
 def score_cases(outputs: Sequence[Outputs], expectations: Sequence[Expectations],

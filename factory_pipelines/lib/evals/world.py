@@ -19,6 +19,7 @@ from typing import Any
 from factory_pipelines.lib.config_files import ConfigError
 from factory_pipelines.lib.data.conform import conform_partition
 from factory_pipelines.lib.data.features import EVENT_TIME_SUFFIX, ticket_features_sql
+from factory_pipelines.lib.evals.datasets import moment
 
 TICKET_COLUMNS = ("ticket_id", "customer_id", "created_at", "channel", "subject", "body", "order_id", "in_reply_to")
 ORDER_COLUMNS = ("order_id", "customer_id", "product", "amount", "currency", "status", "refund_amount", "ordered_at",
@@ -98,7 +99,7 @@ def build_world(cases: Iterable[Mapping[str, Any]], *, kb_articles: list[dict[st
                     [[*(t.get(c) for c in TICKET_COLUMNS), _day(t["created_at"])] for t in tickets.values()])
     _insert(con, "INSERT INTO raw.orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[*(o.get(c) for c in ORDER_COLUMNS), _day(o["updated_at"])] for o in orders.values()])
-    known = min((utc_time(t["created_at"]) for t in tickets.values()), default=datetime.now(UTC)) - timedelta(days=1)
+    known = min((moment(t["created_at"]) for t in tickets.values()), default=datetime.now(UTC)) - timedelta(days=1)
     _insert(con, "INSERT INTO raw.customers VALUES (?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
                     [[c["customer_id"], c["name"], c["email"], known, known.date()] for c in customers.values()])
     for table in ("tickets", "orders", "customers"):
@@ -157,7 +158,7 @@ def _features(con: Any, cases: list[Mapping[str, Any]], tickets: dict[str, dict]
     features = {}
     for case in cases:
         ticket = case["inputs"]["ticket"]
-        at = utc_time(ticket["created_at"])
+        at = moment(ticket["created_at"])
         customer = {k: v for k, v in (case["inputs"].get("customer") or {}).items() if k not in ("name", "email")}
         own = ticket_features.get(str(ticket["ticket_id"]), {})
         known = int((at - CUSTOMER_SNAPSHOT_BEFORE).timestamp())
@@ -167,14 +168,8 @@ def _features(con: Any, cases: list[Mapping[str, Any]], tickets: dict[str, dict]
     return features
 
 
-def utc_time(value: Any) -> datetime:
-    """A time from a case (ISO text or datetime), in UTC; naive times are UTC."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _day(value: Any) -> date:
-    return utc_time(value).astimezone(UTC).date()
+    return moment(value).astimezone(UTC).date()
 
 
 def _plain(value: Any) -> Any:

@@ -91,7 +91,9 @@ def load_registered_prompt(uri: str) -> ResolvedPrompt:
 
     try:
         prompt = mlflow.genai.load_prompt(uri)
-    except Exception as exc:
+    except Exception as exc:  # MLflow raises MlflowException, RESOURCE_DOES_NOT_EXIST, for an unknown prompt
+        if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST" and "not found" not in str(exc).lower():
+            raise  # a store that cannot be read is not a missing prompt
         raise PromptError(f"prompt {uri} is not in the MLflow Prompt Registry: materialize registry/prompt_versions "
                           f"first, or name a version that exists ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
     schema = prompt.response_format if isinstance(prompt.response_format, dict) else {}
