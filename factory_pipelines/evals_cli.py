@@ -52,11 +52,14 @@ def evaluate_agent(
     manifest, suite, dataset = _suite_of(agent)
     if model_version is not None and not manifest.decision.first_pass:
         raise typer.BadParameter(f"{agent} has no first-pass classifier (decision.first_pass)", param_hint="--model-version")
-    experiment_id = _tracking().activate(f"evals/{agent}")
-    champion = _configuration(manifest, "champion", None, None)
+    from factory_pipelines.defs.resources import build_resources
+
+    resources = build_resources(settings)
+    experiment_id = resources["tracking"].activate(f"evals/{agent}")
+    champion = _configuration(resources, manifest, "champion", None, None)
     challenger_prompt = _prompt_uri(manifest, prompt_version, prompt_alias, model_version)
     try:
-        challenger = _configuration(manifest, "challenger", challenger_prompt, model_version)
+        challenger = _configuration(resources, manifest, "challenger", challenger_prompt, model_version)
     except PromptError as exc:
         if challenger_prompt != f"prompts:/{manifest.prompt_name}@challenger":
             raise
@@ -108,12 +111,6 @@ def _suite_of(agent: str) -> tuple[Any, Any, Any]:
     return manifest, suite, suite.load_dataset()
 
 
-def _tracking() -> Any:
-    from factory_pipelines.defs.resources import build_resources
-
-    return build_resources(get_settings())["tracking"]
-
-
 def _prompt_uri(manifest: Any, version: int | None, alias: str | None, classifier_version: int | None) -> str | None:
     """The challenger's prompt: the version or alias named; the champion's when only the classifier changes (one
     change at a time); else the prompt at `challenger`."""
@@ -125,16 +122,15 @@ def _prompt_uri(manifest: Any, version: int | None, alias: str | None, classifie
     return f"prompts:/{name}@{alias or 'challenger'}"
 
 
-def _configuration(manifest: Any, label: str, prompt_uri: str | None, classifier_version: int | None) -> Any:
+def _configuration(resources: dict[str, Any], manifest: Any, label: str, prompt_uri: str | None,
+                   classifier_version: int | None) -> Any:
     """The manifest with the prompt and classifier the options name, resolved from the MLflow registries."""
     from factory_pipelines.defs.agents.assets import resolve_first_pass
-    from factory_pipelines.defs.resources import build_resources
     from factory_pipelines.lib.agents.manifests import MODEL_URI
     from factory_pipelines.lib.agents.models.prompts import load_registered_prompt
     from factory_pipelines.lib.agents.models.providers import model_version
     from factory_pipelines.lib.evals.harness import AgentConfiguration
 
-    resources = build_resources(get_settings())
     rules, replies = manifest.load_config(get_settings().manifests_dir.parent)
     first_pass_uri = manifest.decision.first_pass
     if first_pass_uri and classifier_version is not None:
