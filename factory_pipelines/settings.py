@@ -38,6 +38,15 @@ TELEMETRY_OFF = {
 }
 
 
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container user without a passwd entry)
+        return "unknown"
+
+
 def _settings_file() -> Path:
     return Path(os.environ.get("FACTORY_SETTINGS_FILE", REPO_ROOT / "factory.yaml"))
 
@@ -130,6 +139,9 @@ class Settings(BaseSettings):
     audit_anchor: Path | None = Field(
         None, description="Last audit entry (seq and hash), to detect a truncated log; default <home>/governance/audit_head."
     )
+    operator: str = Field(
+        default_factory=lambda: _login_name(), description="Who runs the operator commands (eval, promote, rollback): "
+        "the Cedar principal Operator, its role from policies/operators.yaml; default the login name.")
 
     # Feature freshness: features older than this are stale for agents.
     feature_ttl_days: int = Field(30, ge=1)
