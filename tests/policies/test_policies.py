@@ -25,7 +25,9 @@ SUPPORT_TOOLS = ["customer_features", "kb_search", "order_lookup", "issue_refund
 
 def request_of(case: dict[str, Any]) -> dict[str, Any]:
     base = copy.deepcopy(BASES[case.get("base_of_action", case["base"])] if case.get("action") else BASES[case["base"]])
-    request = {"principal": {"type": "Agent", "id": case.get("principal", "support_triage")},
+    principal = {"type": "Operator", "id": "ana"} if "role" in case else \
+        {"type": "Agent", "id": case.get("principal", "support_triage")}
+    request = {"principal": principal,
                "action": {"type": "Action", "id": base["action"]}, "resource": base["resource"],
                "context": base["context"]}
     for path, value in (case.get("override") or {}).items():
@@ -41,7 +43,10 @@ def decide(policy_set: str, case: dict[str, Any], root: Path = POLICIES) -> Any:
     engine = PolicyEngine.load(root, policy_set)
     tools = case.get("set_principal_tools") or case.get("tools") or SUPPORT_TOOLS
     principal = case.get("principal", "support_triage")
-    entities = engine.entities([agent_entity(principal, case.get("stage", "production"), "1.0.0", tools)])
+    records = [agent_entity(principal, case.get("stage", "production"), "1.0.0", tools)]
+    if "role" in case:  # an operator (evaluate, promote, rollback) acting on the agent
+        records.append({"uid": {"type": "Operator", "id": "ana"}, "parents": [], "attrs": {"role": case["role"]}})
+    entities = engine.entities(records)
     return engine.decide(request_of(case), entities)
 
 
@@ -97,7 +102,7 @@ def test_an_invalid_policy_fails_the_load_naming_file_and_policy(tmp_path: Path,
 
 def test_an_invalid_schema_and_a_missing_set_fail_the_load(tmp_path: Path) -> None:
     root = copy_policies(tmp_path)
-    with pytest.raises(PolicyError, match="does not exist.*'knowledge', 'support'"):
+    with pytest.raises(PolicyError, match="does not exist.*'knowledge', 'operations', 'support'"):
         PolicyEngine.load(root, "billing")
     (root / "factory.cedarschema").write_text("entity Agent = { stage: Strin };")
     with pytest.raises(PolicyError, match="factory.cedarschema"):
