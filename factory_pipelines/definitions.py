@@ -13,6 +13,7 @@ import dagster as dg
 
 from factory_pipelines.defs.agents import definitions as agents
 from factory_pipelines.defs.contracts import definitions as contracts
+from factory_pipelines.defs.evals import definitions as evals
 from factory_pipelines.defs.features import definitions as features
 from factory_pipelines.defs.governance import definitions as governance
 from factory_pipelines.defs.ingestion import definitions as ingestion
@@ -25,7 +26,7 @@ from factory_pipelines.settings import Settings, get_settings, turn_off_telemetr
 DOMAINS = {  # in layer order: a domain sees what the ones before it defined
     "ingestion": ingestion.build, "staging": staging.build, "contracts": contracts.build,
     "features": features.build, "registry": registry.build, "models": models.build,
-    "agents": agents.build, "governance": governance.build,
+    "agents": agents.build, "governance": governance.build, "evals": evals.build,
 }
 
 

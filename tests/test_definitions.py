@@ -18,13 +18,14 @@ EXPECTED_ASSETS = {
     "features/online_store": "features", "features/ticket_features": "features",
     "registry/prompt_versions": "registry", "models/ticket_classifier": "models",
     "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
-    "governance/review_actions": "governance",
+    "governance/review_actions": "governance", "evals/support_triage": "evals", "evals/knowledge_gap": "evals",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
     *(f"raw/{s}:quarantine_rate_within_bound" for s in ("tickets", "customers", "orders", "kb_articles")),
     *(f"staging/{s}:contract_staging_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
     "governance/review_actions:audit_log_verified",
+    "evals/support_triage:promotion_gate_support_triage", "evals/knowledge_gap:promotion_gate_knowledge_gap",
 }
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")  # FACTORY_START_DATE
 
@@ -48,6 +49,19 @@ def test_assets_checks_jobs_and_schedules(settings: Settings) -> None:
     assert {k.to_user_string() for k in review.asset_layer.executable_asset_keys} == {"governance/review_actions"}
     sensor = defs.resolve_sensor_def("review_actions_sensor")
     assert sensor.minimum_interval_seconds == 30 and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_evaluations_sit_downstream_of_the_registries_and_gate_promotion(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["evals", "support_triage"]))
+    assert {k.to_user_string() for k in node.parent_keys} == {"registry/prompt_versions", "models/ticket_classifier"}
+    assert node.partitions_def is None
+    (spec,) = [s for s in defs.resolve_assets_def(node.key).check_specs]
+    assert spec.name == "promotion_gate_support_triage" and spec.blocking
+    evals = defs.resolve_job_def("evals_job")
+    assert {k.to_user_string() for k in evals.asset_layer.executable_asset_keys} == {
+        "evals/support_triage", "evals/knowledge_gap"}
 
 
 def test_agent_runs_sit_downstream_of_features_checks_prompts_and_the_classifier(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from factory_pipelines.lib.agents.manifests import MODEL_URI
 from factory_pipelines.lib.evals.datasets import moment
 from factory_pipelines.lib.evals.world import EvalWorld
 
@@ -44,6 +45,14 @@ class AgentConfiguration:
                 "model": model.name, "model_version": self.model_version, "temperature": str(model.temperature),
                 "prompt": f"{self.prompt.name}/{self.prompt.version}",
                 "first_pass": f"{self.first_pass.uri} v{self.first_pass.version}" if self.first_pass else "none"}
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """What promotion moves, as `<name>/<version>`: the prompt, and the first-pass classifier ("none")."""
+        first_pass = "none"
+        if self.first_pass is not None:
+            first_pass = f"{MODEL_URI.match(self.first_pass.uri)['name']}/{self.first_pass.version}"  # type: ignore[index]
+        return {"prompt": f"{self.prompt.name}/{self.prompt.version}", "first_pass": first_pass}
 
 
 @dataclass

@@ -106,6 +106,8 @@ def case_scorers(enums: Mapping[str, Sequence[str]]) -> dict[str, CaseScorer]:
                       "answered_accuracy": answered_accuracy, "latency_s": latency_s, "cost_usd": cost_usd}
 
 
+# Scored whatever the suite lists: the gate always judges policy and the budgets.
+ALWAYS_SCORED = ("latency_s", "cost_usd", "forbidden_actions", "policy_compliance")
 BINARY = {"category_accuracy", "priority_accuracy", "action_accuracy", "policy_compliance", "groundedness",
           "schema_validity", "answered_accuracy"}
 # The suite metrics' directions are declared once, with the names a suite may use (datasets.KNOWN_SCORERS);

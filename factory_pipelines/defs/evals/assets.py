@@ -1,0 +1,258 @@
+"""The evals domain: champion vs challenger of an agent on its golden suite, as `factory eval` and as the asset
+`evals/<agent>` (with the blocking check `promotion_gate_<agent>`, see checks.py).
+
+Both go through `compare`: resolve the champion (the manifest as it runs: prompt and first-pass classifier
+at alias `champion`) and the challenger (what the options name, else whatever the registries hold at alias
+`challenger`), decide every case with the real runtime and Cedar gate in the suite's scratch world, log both
+evaluations and their paired comparison to MLflow (tagged with both sides' versions, which `factory
+promote` looks up), and judge the promotion gate.
+"""
+
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from factory_pipelines.defs.evals.checks import gate_check_result, gate_check_spec
+from factory_pipelines.lib.config_files import ConfigError
+from factory_pipelines.resources.llm import LLMResource
+from factory_pipelines.resources.tracking import TrackingResource
+from factory_pipelines.resources.warehouse import WarehouseResource
+from factory_pipelines.settings import Settings
+
+
+class EvaluationSetupError(ConfigError):
+    """The evaluation cannot start: no suite, a version that does not exist, no right to evaluate."""
+
+
+class NoChallenger(EvaluationSetupError):
+    """Nothing waits at alias `challenger` (or it is the champion): there is nothing to judge."""
+
+
+@dataclass(frozen=True)
+class ChallengerChoice:
+    """What the challenger changes; all None: whatever the registries hold at alias `challenger`."""
+
+    prompt_version: int | None = None
+    prompt_alias: str | None = None
+    model_version: int | None = None
+
+    @property
+    def named(self) -> bool:
+        return any(v is not None for v in (self.prompt_version, self.prompt_alias, self.model_version))
+
+
+@dataclass
+class Comparison:
+    """A finished champion-vs-challenger evaluation: the JSON-ready summary and the gate's verdict."""
+
+    summary: dict[str, Any]
+    gate: Any
+
+
+def experiment_name(agent: str) -> str:
+    return f"evals/{agent}"
+
+
+def suite_of(settings: Settings, agent: str) -> tuple[Any, Any, Any]:
+    """The agent's manifest, its suite and the suite's dataset (a ConfigError names any bad file)."""
+    from factory_pipelines.lib.agents.manifests import load_manifest
+    from factory_pipelines.lib.evals.datasets import load_suite
+
+    path = settings.manifests_dir / f"{agent}.yaml"
+    if not path.is_file():
+        raise EvaluationSetupError(f"no manifest {path}")
+    manifest = load_manifest(path)
+    if manifest.evaluation is None:
+        raise EvaluationSetupError(f"{path} names no evaluation suite (evaluation.suite)")
+    suite = load_suite(settings.evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml")
+    if suite.agent != manifest.name:
+        raise EvaluationSetupError(f"{path} names suite {suite.name}, which is agent {suite.agent}'s")
+    return manifest, suite, suite.load_dataset()
+
+
+def challenger_of(tracking: TrackingResource, manifest: Any, choice: ChallengerChoice) -> tuple[str | None, int | None]:
+    """The challenger's prompt URI (None: the champion's) and classifier version (None: the champion's)."""
+    from factory_pipelines.lib.evals.promotion import Aliases, slots
+
+    if choice.prompt_version is not None and choice.prompt_alias is not None:
+        raise EvaluationSetupError("give --prompt-version or --prompt-alias, not both")
+    if choice.model_version is not None and not manifest.decision.first_pass:
+        raise EvaluationSetupError(f"{manifest.name} has no first-pass classifier (decision.first_pass)")
+    name = manifest.prompt_name
+    if choice.named:
+        prompt = (f"prompts:/{name}/{choice.prompt_version}" if choice.prompt_version is not None
+                  else f"prompts:/{name}@{choice.prompt_alias}" if choice.prompt_alias else None)
+        return prompt, choice.model_version
+    current = slots(Aliases(tracking.client(), tracking.tracking_uri), manifest)
+    waiting = {k: s.challenger for k, s in current.items() if s.challenger is not None and s.challenger != s.champion}
+    if not waiting:
+        raise NoChallenger(
+            f"{manifest.name} has no challenger: change defs/registry/prompts/{name}.yaml and run `factory run --job "
+            "models_job` (a changed file is registered as the next version, alias challenger), retrain the "
+            "classifier the same way, or name --prompt-version, --prompt-alias, --prompt-file or --model-version")
+    prompt = f"prompts:/{name}/{waiting['prompt']}" if "prompt" in waiting else None
+    return prompt, waiting.get("first_pass")
+
+
+def register_prompt_file(tracking: TrackingResource, warehouse: WarehouseResource, manifest: Any, path: Path,
+                         actor: str) -> int:
+    """A prompt file as a version of the agent's prompt: the version with the same content if there is one, else
+    a new version at alias `challenger` (an audited alias move)."""
+    from factory_pipelines.lib.agents.models.prompts import load_prompt_file, sync_prompts
+    from factory_pipelines.lib.governance.audit.chain import record_alias_moves
+
+    spec = load_prompt_file(path)
+    if path.stem != manifest.prompt_name:
+        raise EvaluationSetupError(f"{path}: a prompt file for {manifest.name} must be named {manifest.prompt_name}.yaml")
+    synced = sync_prompts(tracking.client(), {manifest.prompt_name: spec}, commit=f"prompt file {path}")[manifest.prompt_name]
+    if synced["created"]:
+        with warehouse.connect() as con:
+            record_alias_moves(con, actor, [{"kind": "prompt", "name": manifest.prompt_name, "alias": synced["alias"],
+                                             "version": synced["version"], "file": str(path)}])
+    return int(synced["version"])
+
+
+def configuration(settings: Settings, tracking: TrackingResource, llm: LLMResource, manifest: Any, label: str,
+                  prompt_uri: str | None, classifier_version: int | None) -> Any:
+    """The manifest with the prompt and classifier named, resolved from the MLflow registries."""
+    from factory_pipelines.defs.agents.assets import resolve_first_pass
+    from factory_pipelines.lib.agents.manifests import MODEL_URI
+    from factory_pipelines.lib.agents.models.prompts import PromptError, load_registered_prompt
+    from factory_pipelines.lib.agents.models.providers import model_version
+    from factory_pipelines.lib.evals.harness import AgentConfiguration
+
+    rules, replies = manifest.load_config(settings.manifests_dir.parent)
+    first_pass_uri = manifest.decision.first_pass
+    if first_pass_uri and classifier_version is not None:
+        first_pass_uri = f"models:/{MODEL_URI.match(first_pass_uri)['name']}/{classifier_version}"  # type: ignore[index]
+    try:
+        prompt = load_registered_prompt(prompt_uri or manifest.prompt)
+        reply_prompt = load_registered_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None
+        first_pass = resolve_first_pass(tracking, first_pass_uri) if first_pass_uri else None
+    except (PromptError, dg.Failure) as exc:
+        raise EvaluationSetupError(f"{label}: {getattr(exc, 'description', None) or exc}") from exc
+    provider = llm.provider(manifest.model)
+    return AgentConfiguration(label, manifest, prompt, provider, model_version(provider), rules=rules,
+                              replies=replies, first_pass=first_pass, reply_prompt=reply_prompt)
+
+
+def suite_parts(settings: Settings, manifest: Any, suite: Any, cases: list[dict[str, Any]],
+                champion: Any) -> tuple[Any, Callable[[], Any], dict[str, Any]]:
+    """The governance every case is gated by, a maker of fresh scratch worlds, and the suite's scorers."""
+    import yaml
+
+    from factory_pipelines.defs.features.assets import LEXICON_FILE
+    from factory_pipelines.defs.staging.assets import CONFORM_FILE
+    from factory_pipelines.lib.evals.harness import Governance
+    from factory_pipelines.lib.evals.scorers import ALWAYS_SCORED, case_scorers
+    from factory_pipelines.lib.evals.world import build_world, load_kb
+    from factory_pipelines.lib.governance.gate_config import load_gate_config
+    from factory_pipelines.lib.governance.policy import PolicyEngine
+
+    governance = Governance(PolicyEngine.load(settings.policies_dir, manifest.policy_set),
+                            load_gate_config(settings.policies_dir))
+    kb, lexicon = load_kb(suite.kb_path), yaml.safe_load(LEXICON_FILE.read_text())
+    fx = yaml.safe_load(CONFORM_FILE.read_text())["fx_rates_to_usd"]
+    enums = {f: list(p.get("enum", [])) for f, p in champion.prompt.response_schema.get("properties", {}).items()}
+    scorers = {name: scorer for name, scorer in case_scorers(enums).items()
+               if name in suite.scorers or name in ALWAYS_SCORED}
+    return governance, lambda: build_world(cases, kb_articles=kb, lexicon=lexicon, fx_rates=fx), scorers
+
+
+def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, agent: str, choice: ChallengerChoice,
+            *, trials: int | None = None, prompt_file: Path | None = None, warehouse: WarehouseResource | None = None,
+            status: Callable[[str], AbstractContextManager[Any]] = lambda _: nullcontext()) -> Comparison:
+    """Champion vs challenger of `agent` on its suite, logged to MLflow; `status(text)` wraps the long part."""
+    from factory_pipelines.lib.evals.evaluate import compare_evaluations, evaluate_logged, register_cases
+    from factory_pipelines.lib.evals.promotion import comparison_tags
+    from factory_pipelines.lib.evals.tracking import log_comparison
+    from factory_pipelines.lib.governance.operators import authorize
+
+    manifest, suite, dataset = suite_of(settings, agent)
+    decision, role = authorize(settings.policies_dir, settings.operator, "evaluate", manifest)
+    if decision.outcome != "allow":
+        raise EvaluationSetupError(f"operator {settings.operator} (role {role}) may not evaluate {agent}: {decision.reason}")
+    if prompt_file is not None:
+        if choice.prompt_version is not None or choice.prompt_alias is not None:
+            raise EvaluationSetupError("give --prompt-file or --prompt-version/--prompt-alias, not both")
+        version = register_prompt_file(tracking, warehouse, manifest, prompt_file, f"operator:{settings.operator}")  # type: ignore[arg-type]
+        choice = ChallengerChoice(prompt_version=version, model_version=choice.model_version)
+    experiment_id = tracking.activate(experiment_name(agent))
+    champion = configuration(settings, tracking, llm, manifest, "champion", None, None)
+    prompt_uri, model_version = challenger_of(tracking, manifest, choice)
+    challenger = configuration(settings, tracking, llm, manifest, "challenger", prompt_uri, model_version)
+    if challenger.versions == champion.versions:
+        raise NoChallenger(f"the challenger is the champion ({champion.versions}): nothing to compare")
+    cases, k = dataset.records(), trials or suite.trials
+    governance, new_world, scorers = suite_parts(settings, manifest, suite, cases, champion)
+    tags = {"agent": agent, "suite": suite.name, "dataset_version": dataset.version}
+    registered = register_cases(dataset.name, dataset.version, cases, experiment_id)
+    results, runs = {}, {}
+    with status(f"deciding {len(cases)} cases x {k} trial(s), twice"):
+        for side in (champion, challenger):
+            results[side.label], runs[side.label] = evaluate_logged(
+                cases, side, governance, new_world, scorers, trials=k, dataset=registered,
+                experiment_id=experiment_id, tags=tags)
+    gate = compare_evaluations(results["champion"], results["challenger"], thresholds=suite.bounds,
+                               tolerances=suite.tolerances, budgets=suite.budget_limits)
+    comparison_run = log_comparison(
+        f"{agent} champion vs challenger", runs["champion"], runs["challenger"], gate.summary(),
+        experiment_id=experiment_id,
+        tags={**tags, **comparison_tags(champion.versions, challenger.versions, gate.passed)})
+    summary = {"agent": agent, "suite": suite.name, "dataset": str(dataset.path), "dataset_version": dataset.version,
+               "cases": len(cases), "trials": k, "champion": {**champion.params, **champion.versions},
+               "challenger": {**challenger.params, **challenger.versions},
+               "metrics": {label: r.metrics for label, r in results.items()}, "gate": gate.summary(),
+               "mlflow": {"experiment_id": experiment_id, "dataset": registered.name, **{f"{label}_run": run_id
+                          for label, run_id in runs.items()}, "comparison_run": comparison_run}}
+    return Comparison(summary, gate)
+
+
+def build_eval_assets(settings: Settings, manifests: list[Any], after: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    """`evals/<agent>` for every manifest that names a suite: downstream of the prompt and model registries."""
+    return [_eval_asset(settings, manifest, after) for manifest in manifests if manifest.evaluation is not None]
+
+
+def _eval_asset(settings: Settings, manifest: Any, after: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    suite_file = settings.evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml"
+    key = dg.AssetKey(["evals", manifest.name])
+
+    @dg.asset(
+        key=key, deps=after, group_name="evals", kinds={"mlflow"}, owners=["team:ml-platform"],
+        tags={"layer": "evals"}, check_specs=[gate_check_spec(key, manifest.name)],
+        code_version=hashlib.sha256(suite_file.read_bytes()).hexdigest()[:12] if suite_file.is_file() else None,
+        description=(f"{manifest.name}'s champion vs the challenger the registries hold at alias `challenger`, "
+                     f"on suite {manifest.evaluation.suite} (evals/suites/{suite_file.name}): "
+                     "both evaluations and their paired comparison logged to MLflow experiment "
+                     f"{experiment_name(manifest.name)}; the promotion gate is the check."),
+    )
+    def evaluation(context: dg.AssetExecutionContext, tracking: TrackingResource,
+                   llm: LLMResource) -> dg.MaterializeResult:
+        try:
+            result = compare(settings, tracking, llm, manifest.name, ChallengerChoice())
+        except NoChallenger as exc:
+            context.log.info(str(exc))
+            return dg.MaterializeResult(metadata={"challenger": "none", "why": str(exc)},
+                                        check_results=[gate_check_result(manifest.name, None)])
+        except EvaluationSetupError as exc:
+            raise dg.Failure(str(exc)) from exc
+        return dg.MaterializeResult(metadata=_metadata(result.summary),
+                                    check_results=[gate_check_result(manifest.name, result)])
+
+    return evaluation
+
+
+def _metadata(summary: dict[str, Any]) -> dict[str, Any]:
+    runs = summary["mlflow"]
+    return {"champion": summary["champion"]["prompt"] + " + " + summary["champion"]["first_pass"],
+            "challenger": summary["challenger"]["prompt"] + " + " + summary["challenger"]["first_pass"],
+            "dataset_version": summary["dataset_version"], "cases": summary["cases"], "trials": summary["trials"],
+            "gate_passed": summary["gate"]["passed"], "mlflow_experiment_id": runs["experiment_id"],
+            "mlflow_comparison_run": runs["comparison_run"],
+            "metrics": dg.MetadataValue.json(summary["metrics"])}
