@@ -84,7 +84,7 @@ def promote_agent(
 
 def rollback_agent(agent: Annotated[str, typer.Argument(help="The agent whose previous champion is restored.")]) -> None:
     """Restore the champion the latest promotion replaced (the history comes from the audit log)."""
-    from factory_pipelines.lib.evals.promotion import PromotionError, PromotionRefused, rollback
+    from factory_pipelines.lib.evals.promotion import PromotionError, rollback
 
     settings = get_settings()
     resources = _resources(settings)
@@ -94,10 +94,8 @@ def rollback_agent(agent: Annotated[str, typer.Argument(help="The agent whose pr
         with resources["warehouse"].connect() as con:
             done = rollback(client=tracking.client(), where=tracking.tracking_uri, con=con,
                             policies_dir=settings.policies_dir, operator=settings.operator, manifest=manifest)
-    except PromotionRefused as exc:
+    except PromotionError as exc:  # refused by the policies, nothing to restore, or MLflow failing: nothing moved
         _fail(str(exc), code=1)
-    except PromotionError as exc:
-        _fail(str(exc))
     console.print(f"[green]rolled back[/green] {agent}: {_changes(done.changes)} (operator {done.operator}, role "
                   f"{done.role}; audit entry {done.audit_seq})", highlight=False)
 

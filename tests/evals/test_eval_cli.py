@@ -101,9 +101,9 @@ def test_factory_eval_compares_two_prompt_versions_case_by_case(tmp_path: Path, 
         client = mlflow_client(settings)
         client.delete_prompt_alias("support_triage", "challenger")
         none = CliRunner().invoke(app, ["eval", "support_triage"])
-        assert none.exit_code == 2 and "support_triage has no challenger yet" in " ".join(none.output.split())
+        assert none.exit_code == 2 and "support_triage has no challenger: change" in " ".join(none.output.split())
         missing = CliRunner().invoke(app, ["eval", "support_triage", "--prompt-version", "9"])
-        assert missing.exit_code != 0 and "support_triage/9 is not in the MLflow Prompt Registry" in " ".join(
-            str(missing.exception).split())
+        assert missing.exit_code == 2 and "support_triage/9 is not in the MLflow Prompt Registry" in " ".join(
+            missing.output.split())
     finally:
         get_settings.cache_clear()
