@@ -18,9 +18,10 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced  ## create .venv from uv.lock (pinned, reproducible)
 
-run: setup  ## demo landing files, then data plane, models and prompts, and agents for the default days, with a summary
+run: setup  ## demo landing files, data plane, models and prompts, agents for the default days; then the support agent's shipped challenger prompt evaluated and promoted if the gate passes
 	$(FACTORY) demo-data
 	$(FACTORY) run
+	$(FACTORY) eval support_triage --prompt-file evals/challengers/support_triage.yaml --promote
 
 test: setup  ## lint, then the whole test suite, slow tests included
 	$(VENV)/bin/ruff check factory_pipelines tests benchmarks feature_repo evals

@@ -50,7 +50,7 @@ def evaluate_agent(
     """Champion vs challenger on the agent's golden suite: metrics, paired intervals, flipped cases, verdict.
 
     With no challenger option, the challenger is what the registries hold at alias `challenger`."""
-    from factory_pipelines.defs.evals.assets import ChallengerChoice, EvaluationSetupError, compare
+    from factory_pipelines.defs.evals.assets import AlreadyChampion, ChallengerChoice, EvaluationSetupError, compare
 
     settings = get_settings()
     resources = _resources(settings)
@@ -58,6 +58,9 @@ def evaluate_agent(
         result = compare(settings, resources["tracking"], resources["llm"], agent,
                          ChallengerChoice(prompt_version, prompt_alias, model_version), trials=trials,
                          prompt_file=prompt_file, warehouse=resources["warehouse"], status=console.status)
+    except AlreadyChampion as exc:  # not a mistake: a file promoted before, evaluated again (make run twice)
+        console.print(f"[yellow]{escape(str(exc))}[/yellow]", highlight=False)
+        return
     except EvaluationSetupError as exc:
         _fail(str(exc))
     if as_json:

@@ -31,7 +31,11 @@ class EvaluationSetupError(ConfigError):
 
 
 class NoChallenger(EvaluationSetupError):
-    """Nothing waits at alias `challenger` (or it is the champion): there is nothing to judge."""
+    """Nothing waits at alias `challenger`: there is nothing to judge."""
+
+
+class AlreadyChampion(NoChallenger):
+    """The challenger named is the champion's configuration (a file promoted before, say)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,8 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
     prompt_uri, model_version = challenger_of(tracking, manifest, choice)
     challenger = configuration(settings, tracking, llm, manifest, "challenger", prompt_uri, model_version)
     if challenger.versions == champion.versions:
-        raise NoChallenger(f"the challenger is the champion ({champion.versions}): nothing to compare")
+        raise AlreadyChampion(f"{agent}: the challenger ({', '.join(champion.versions.values())}) is the champion "
+                              "already: nothing to compare")
     cases, k = dataset.records(), trials or suite.trials
     governance, new_world, scorers = suite_parts(settings, manifest, suite, cases, champion)
     tags = {"agent": agent, "suite": suite.name, "dataset_version": dataset.version}
