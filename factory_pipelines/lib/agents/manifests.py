@@ -59,8 +59,8 @@ class ModelConfig(_Strict):
 
 
 class Evaluation(_Strict):
-    suite: str = Field(description="Golden set under evals/datasets/.")
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Scorer name -> lower bound.")
+    suite: str = Field(description="The evaluation suite, evals/suites/<suite>.yaml (its thresholds, tolerances "
+                       "and budgets judge a challenger).")
 
 
 class Budgets(_Strict):
