@@ -148,7 +148,7 @@ def mlflow_ui(logged: Logged, tmp_path_factory: pytest.TempPathFactory) -> Itera
             try:
                 if requests.get(f"{url}/health", timeout=5).text == "OK":
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.5)
         yield url
@@ -182,12 +182,15 @@ def page(mlflow_ui: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def visit(page: Any, url: str) -> None:
-    """Open `url` and close the MLflow Assistant panel, which opens by itself on a profile's first visit."""
+    """Open `url` and close what a first visit shows: the MLflow Assistant panel (it opens by itself) and, on
+    the Traces page, the "Detect Issues" hint, a modal that may come before or after the panel."""
+    page.add_locator_handler(page.get_by_role("button", name="Got it"), lambda hint: hint.click())
     page.goto(url)
     page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]').click()
 
 
 def test_the_datasets_page_lists_the_dataset_version(page: Any, mlflow_ui: str, logged: Logged) -> None:
+    """Datasets: the golden dataset, named `<suite>@<version>`."""
     from playwright.sync_api import expect
 
     visit(page, f"{mlflow_ui}/#/experiments/{logged.experiment_id}/datasets")
@@ -198,6 +201,7 @@ def test_the_datasets_page_lists_the_dataset_version(page: Any, mlflow_ui: str, 
 
 
 def test_the_evaluation_runs_page_shows_both_runs_on_that_dataset(page: Any, mlflow_ui: str, logged: Logged) -> None:
+    """Evaluation runs: champion and challenger, each an Eval run on that dataset version."""
     from playwright.sync_api import expect
 
     visit(page, f"{mlflow_ui}/#/experiments/{logged.experiment_id}/evaluation-runs")
@@ -251,7 +255,6 @@ def test_a_trace_shows_its_assessments(page: Any, mlflow_ui: str, logged: Logged
     from playwright.sync_api import expect
 
     visit(page, f"{mlflow_ui}/#/experiments/{logged.experiment_id}/traces")
-    page.get_by_role("button", name="Got it").click()  # the "Detect Issues" hint of a first visit
     page.get_by_text(re.compile(r'"action": "reply"')).click()
     expect(page).to_have_url(re.compile(rf"traceId={logged.refund_traces['challenger']}"))
     page.get_by_role("button", name="Assess").click()
