@@ -1,7 +1,8 @@
 """The MLflow UI shows what `factory eval` logs, read in a real browser (Debian's Chromium): the golden dataset
 version on the experiment's Datasets page; champion and challenger on the Evaluation runs page, on that
-dataset; the two compared side by side; a case's assessments on its trace; the gate's verdict rendered from
-the comparison run's `comparison.md`.
+dataset; the two compared side by side, case by case (Evaluation runs, Compare) and metric by metric (Runs,
+Compare); a case's assessments on its trace; the gate's verdict rendered from the comparison run's
+`comparison.md`.
 
 The store is made as `factory eval` makes it (its resources, `register_cases`, `evaluate_logged` for both sides,
 `log_comparison`), over the two small cases of tests/lib/evals with the scripted provider: the challenger
@@ -40,6 +41,7 @@ ENUMS = {"category": ["refund", "shipping"], "priority": ["low", "medium", "high
          "action": ["reply", "refund", "lookup_order", "escalate"]}
 GATE = {"thresholds": {"action_accuracy": 0.9}, "tolerances": {"action_accuracy": 0.02}, "budgets": {}}
 REFUND_CASE = "case-2"  # the case the challenger gets wrong
+REFUND_TICKET = next(c["inputs"]["ticket"]["ticket_id"] for c in CASES if c["id"] == REFUND_CASE)
 SERVER_START_S = 180  # `mlflow server` takes 30 s to answer on a busy 2-core machine
 
 
@@ -49,12 +51,14 @@ class Logged:
 
     experiment_id: str
     dataset: str  # <suite>@<version>
+    digest: str  # of the dataset version, as both evaluation runs recorded it
     run_names: dict[str, str]  # champion / challenger -> run name
     run_ids: dict[str, str]
     comparison_run: str  # its name
     failures: list[str]  # the gate's reasons, in comparison.md
     refund_traces: dict[str, str]  # side -> trace id of REFUND_CASE
     refund_scores: dict[str, float]  # scorer -> the challenger's value on REFUND_CASE
+    refund_expectations: list[str]  # the names of the expectations on the challenger's trace of REFUND_CASE
 
 
 def replies_instead_of_refunding(messages: list[dict[str, str]]) -> str:
@@ -104,11 +108,14 @@ def log_evaluations(settings: Settings) -> Logged:
     client = mlflow.MlflowClient()
     refund = [str(c["id"]) for c in CASES].index(REFUND_CASE)
     challenger = evaluations["challenger"]
+    [digest] = {i.dataset.digest for run in run_ids.values() for i in client.get_run(run).inputs.dataset_inputs}
+    traces = {side: next(o.trace_id for o in e.outcomes if o.case_id == REFUND_CASE) for side, e in evaluations.items()}
+    expected = [a.name for a in mlflow.get_trace(traces["challenger"]).info.assessments if a.expectation is not None]
     return Logged(
-        experiment_id, dataset.name, {side: client.get_run(run).info.run_name for side, run in run_ids.items()},
+        experiment_id, dataset.name, digest, {side: client.get_run(run).info.run_name for side, run in run_ids.items()},
         run_ids, client.get_run(comparison).info.run_name, list(gate.failures),
-        {side: next(o.trace_id for o in e.outcomes if o.case_id == REFUND_CASE) for side, e in evaluations.items()},
-        {name: values[refund] for name, values in challenger.scores.items() if values[refund] is not None})
+        traces, {name: values[refund] for name, values in challenger.scores.items() if values[refund] is not None},
+        expected)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +177,7 @@ def page(mlflow_ui: str, tmp_path: Path) -> Iterator[Any]:
     from playwright.sync_api import Error
 
     with chromium(tmp_path / "profile") as context:
-        page = context.new_page()
+        page = context.pages[0] if context.pages else context.new_page()  # a profile opens with one tab
         try:
             yield page
         finally:
@@ -233,14 +240,23 @@ def test_compare_shows_champion_and_challenger_case_by_case(page: Any, mlflow_ui
         expect(traces[side]).to_be_visible()
         assert cell_text(traces[side], column) == value, f"action_accuracy of the {side} on {REFUND_CASE}"
 
+    comparison.get_by_text(f'"ticket_id": "{REFUND_TICKET}"').click()  # the case's request: its two traces
+    expect(page.get_by_text("Comparing 2 traces", exact=True)).to_be_visible()
+    compared = page.get_by_text("Compared IDs:").locator("..")
+    expect(compared).to_have_text(re.compile(
+        rf"{logged.refund_traces['champion']}.*{logged.refund_traces['challenger']}", re.S))
+
 
 def test_compare_runs_shows_a_metric_row_with_both_values(page: Any, mlflow_ui: str, logged: Logged) -> None:
-    """Runs, tick both, Compare: a table with one column per run and one row per metric, param and tag."""
+    """Runs (the same dataset version on both, digest and all), tick both, Compare: a table with one column per
+    run and one row per metric, param and tag."""
     from playwright.sync_api import expect
 
     visit(page, f"{mlflow_ui}/#/experiments/{logged.experiment_id}/runs")
     for side in ("champion", "challenger"):
-        page.locator(f'[role=row][row-id="{logged.run_ids[side]}"] input[type=checkbox]').first.check()
+        row = page.locator(f'[role=row][row-id="{logged.run_ids[side]}"]')
+        expect(row.filter(has_text=logged.dataset)).to_contain_text(f"{logged.dataset} ({logged.digest})")
+        row.locator("input[type=checkbox]").first.check()
     page.get_by_role("button", name="Compare").click()
 
     expect(page.get_by_text("Comparing 2 Runs from 1 Experiment")).to_be_visible()
@@ -267,7 +283,10 @@ def test_a_trace_shows_its_assessments(page: Any, mlflow_ui: str, logged: Logged
         shown = tag.inner_text().strip()
         assert float(shown) == pytest.approx(value, rel=1e-5), f"{scorer}: shown {shown}, logged {value}"
     assert logged.refund_scores["action_accuracy"] == 0.0
-    expect(drawer.get_by_text(re.compile(r"^Expectations \(3\)$"))).to_be_visible()
+    assert logged.refund_expectations, "the trace holds the case's expectations"
+    expect(drawer.get_by_text(f"Expectations ({len(logged.refund_expectations)})", exact=True)).to_be_visible()
+    for name in logged.refund_expectations:
+        expect(drawer.get_by_text(name, exact=True)).to_be_visible()
 
 
 def test_the_comparison_run_renders_the_verdict(page: Any, mlflow_ui: str, logged: Logged) -> None:
