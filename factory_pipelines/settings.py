@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     user_suites_dir: Path | None = Field(
         None, description="Your own suites; a file here replaces the shipped one of the same name."
     )
+    user_models_dir: Path | None = Field(
+        None, description="Your own classifier files (<name>.yaml); a file here replaces the shipped one of the same "
+        "name, another name adds a classifier."
+    )
 
     # Feast.
     feature_repo: Path = Field(REPO_ROOT / "feature_repo", description="The Feast repository.")

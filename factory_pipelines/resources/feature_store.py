@@ -252,7 +252,12 @@ class FeatureStoreResource(dg.ConfigurableResource):
         """The names a service returns (without view prefixes), in order."""
         return list(_resolve(self.store, service).names)
 
-    def historical_features(self, entity_df: Any, service: str = DEFAULT_SERVICE) -> Any:
-        """Point-in-time-correct features for training: one row per entity row and its timestamp."""
+    def historical_features(self, entity_df: Any, service: str = DEFAULT_SERVICE, views: list[str] | None = None) -> Any:
+        """Point-in-time-correct features for training: one row per entity row and its timestamp. `views`: only
+        these views of the service (a view whose feed is not fed has no table to read)."""
         store = self.store
-        return store.get_historical_features(entity_df=entity_df, features=_resolve(store, service).service).to_df()
+        features = _resolve(store, service).service
+        if views is not None:
+            features = [f"{p.name}:{f.name}" for p in features.feature_view_projections if p.name in views
+                        for f in p.features]
+        return store.get_historical_features(entity_df=entity_df, features=features).to_df()

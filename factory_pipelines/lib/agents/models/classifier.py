@@ -1,10 +1,10 @@
 """The ticket classifier: the cheap, measured first pass of the support agent.
 
-One feature transform (TF-IDF over subject and body, words and character n-grams so typos and shouting
-still match; one-hot channel and plan; the numeric Feast features, scaled) shared by one logistic
-regression per target (category, priority, action, tone). Training is deterministic (fixed seeds, a
-time split: train on earlier days, test on later ones, as the model will be used). Scikit-learn is
-imported inside the functions: loading the code location must not pay for it.
+A fitted classifier is a few feature transforms (TF-IDF word and character n-grams, money amounts named in
+the text, the Feast features that exist, binned) and one model per target, each on the transform that
+cross-validation chose for it (`training.py`); a transform several targets share is applied once per batch.
+Targets and their classes come from the user's labels. Scikit-learn is imported inside the functions:
+loading the code location must not pay for it.
 """
 
 from __future__ import annotations
@@ -13,34 +13,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from factory_pipelines.lib.config_files import SnakeName, read_mapping, validate_named
-
-TARGETS = ("category", "priority", "action")
 TEXT = "text"
-CATEGORICAL = ["channel", "plan"]
-NUMERIC = [
-    "body_chars", "exclamations", "uppercase_ratio", "sentiment", "mentions_refund", "mentions_amount",
-    "has_order_ref", "is_follow_up", "tenure_days", "spend_30d", "refunds_90d", "tickets_7d",
-]
+AMOUNT = "text_amount"
+TICKET_CATEGORICAL = ("channel",)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The model's input columns besides the text: categorical and numeric, as found in the training data."""
+
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
 
 
 @dataclass
 class TicketClassifier:
-    """One fitted feature transform shared by a logistic regression per target (the text is vectorized
-    once per ticket, not once per target); `predict` returns one dict per ticket."""
+    """Fitted transforms and one fitted model per target (`heads[target] = (transform index, model)`);
+    `choices` says which settings each target got, `metrics` its holdout scores."""
 
-    features: Any
-    heads: dict[str, Any]
+    transforms: list[Any]
+    heads: dict[str, tuple[int, Any]]
+    columns: Columns
+    choices: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.heads)
 
     def predict(self, frame: Any) -> list[dict[str, Any]]:
         """Per ticket and target: the label, its probability, and the two likeliest labels (`<target>_top`)."""
-        matrix = self.features.transform(prepare(frame))
-        out: list[dict[str, Any]] = [{} for _ in range(matrix.shape[0])]
-        for target, head in self.heads.items():
-            probabilities = head.predict_proba(matrix)
+        data = prepare(frame, self.columns)
+        used = sorted({index for index, _ in self.heads.values()})
+        matrices = {i: self.transforms[i].transform(data) for i in used}
+        out: list[dict[str, Any]] = [{} for _ in range(len(data))]
+        for target, (index, head) in self.heads.items():
+            probabilities = head.predict_proba(matrices[index])
             order = (-probabilities).argsort(axis=1, kind="stable")
             for row, ranks, p in zip(out, order, probabilities, strict=True):
                 row[target] = str(head.classes_[ranks[0]])
@@ -49,68 +57,45 @@ class TicketClassifier:
         return out
 
 
-def prepare(frame: Any) -> Any:
-    """The model's input columns from tickets joined to their features (missing features are neutral)."""
+def ticket_text(frame: Any) -> Any:
+    """Subject and body as one text (missing parts empty)."""
+    subject = frame["subject"] if "subject" in frame else ""
+    return subject.fillna("").astype(str) + " \n " + frame["body"].fillna("").astype(str)
+
+
+def prepare(frame: Any, columns: Columns) -> Any:
+    """The model's input columns from tickets joined to their features; a missing feature is neutral."""
     import pandas as pd
 
+    from factory_pipelines.lib.agents.facts import parse_amount
+
     data = pd.DataFrame(index=frame.index)
-    data[TEXT] = frame["subject"].fillna("") + " \n " + frame["body"].fillna("")
-    for column in CATEGORICAL:
+    data[TEXT] = ticket_text(frame)
+    data[AMOUNT] = data[TEXT].map(parse_amount).astype(float)
+    for column in columns.categorical:
         data[column] = frame[column].fillna("unknown").astype(str) if column in frame else "unknown"
-    for column in NUMERIC:
+    for column in columns.numeric:
         data[column] = pd.to_numeric(frame[column], errors="coerce").astype(float) if column in frame else 0.0
-    data[NUMERIC] = data[NUMERIC].fillna(0.0)
-    return data
+    if columns.numeric:
+        data[list(columns.numeric)] = data[list(columns.numeric)].fillna(0.0)
+    return data.reset_index(drop=True)
 
 
-def _features() -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import make_union
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+def available_columns(frame: Any, features: list[str]) -> Columns:
+    """Of the feature service's columns (plus the ticket's channel), those the training rows carry values of:
+    with no customers or orders feed the customer features are NULL, and a column of one value teaches nothing."""
+    import pandas as pd
 
-    text = make_union(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True),
-    )
-    return ColumnTransformer([
-        ("text", text, TEXT),
-        ("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-        ("numeric", StandardScaler(), NUMERIC),
-    ])
-
-
-def train(frame: Any, *, targets: tuple[str, ...] = TARGETS, seed: int = 7,
-          exclude: dict[str, Any] | None = None) -> TicketClassifier:
-    """Fit one pipeline per target on labelled tickets (columns: the targets plus ticket text and features).
-
-    `exclude` maps a target to a boolean mask of rows left out of its training (labels a rule explains).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    features = _features()
-    matrix = features.fit_transform(prepare(frame))
-    heads = {}
-    for target in targets:
-        keep = (~exclude[target] if exclude and target in exclude else frame[target].notna()).to_numpy()
-        head = LogisticRegression(max_iter=2000, C=8.0, random_state=seed)
-        head.fit(matrix[keep], frame[target][keep].astype(str))
-        heads[target] = head
-    return TicketClassifier(features, heads)
-
-
-def evaluate(classifier: TicketClassifier, frame: Any) -> dict[str, float]:
-    """Accuracy per target on labelled tickets; also stored on the classifier."""
-    predictions = classifier.predict(frame)
-    metrics = {
-        f"{target}_accuracy": round(
-            sum(p[target] == str(t) for p, t in zip(predictions, frame[target], strict=True)) / max(len(frame), 1), 4
-        )
-        for target in classifier.heads
-    }
-    metrics["test_rows"] = float(len(frame))
-    classifier.metrics = metrics
-    return metrics
+    categorical, numeric = [], []
+    for column in [*TICKET_CATEGORICAL, *features]:
+        if column not in frame or column in categorical or column in numeric or frame[column].nunique() < 2:
+            continue
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            numeric.append(column)
+        elif pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+            categorical.append(column)
+    return Columns(tuple(categorical), tuple(numeric))
 
 
 def as_pyfunc(classifier: TicketClassifier) -> Any:
@@ -127,25 +112,6 @@ def as_pyfunc(classifier: TicketClassifier) -> Any:
             return pd.DataFrame([{k: v for k, v in row.items() if not k.endswith("_top")} for row in rows])
 
     return TicketClassifierModel(classifier)
-
-
-class ClassifierSpec(BaseModel):
-    """The classifier's configuration file (defs/models/<name>.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: SnakeName
-    description: str = Field(min_length=10)
-    feature_service: str
-    targets: dict[str, str] = Field(min_length=1, description="Model output -> label column.")
-    holdout_days: int = Field(3, ge=1)
-    explained_by_rules: str | None = None
-    promote_on: str = "action_accuracy"
-    seed: int = 7
-
-
-def load_spec(path: Path) -> ClassifierSpec:
-    return validate_named(path, read_mapping(path, "classifier", ValueError), ClassifierSpec, "classifier", ValueError)
 
 
 def read_labels(labels_dir: Path, days: list[str] | None = None) -> dict[str, dict[str, Any]]:
