@@ -62,8 +62,14 @@ def evaluate_logged(cases: Sequence[Mapping[str, Any]], configuration: AgentConf
     """`evaluate`, with the agent's traces grouped under the configuration's LoggedModel, then logged as an
     MLflow evaluation run on the registered `dataset` (one assessment per case and scorer on its trace, the
     suite metrics on the run); returns the evaluation and the run id."""
-    from factory_pipelines.lib.evals.tracking import active_model, evaluate_outputs, model_configuration
+    from factory_pipelines.lib.evals.tracking import (
+        active_model,
+        evaluate_outputs,
+        model_configuration,
+        tune_sqlite_store,
+    )
 
+    tune_sqlite_store()  # before the agent: its traces are written to the same store
     side, params = configuration.label, configuration.params
     model_id = model_configuration(params["agent"], params, experiment_id)  # the configuration, whichever side
     with active_model(model_id):

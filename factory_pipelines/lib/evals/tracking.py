@@ -21,8 +21,20 @@ Facts checked on MLflow 3.17.2 (sqlite store, no network: a blocked `socket.conn
 - Rows with `inputs`, `outputs`, `expectations` and `trace`: a `Trace` of the same experiment is used as it is
   (another experiment's is copied and the copy scored, `harness._should_clone_trace`). It is linked to the run
   and gets one CODE assessment per scorer (`mlflow.assessment.sourceRunId` = run) plus one HUMAN expectation per
-  expectation key. A row without a trace gets a minimal new trace. A scorer
-  returning None logs no assessment and is left out of `<scorer>/mean`, the aggregate each scorer logs.
+  expectation key, so the case's expectations go in as one key (`EXPECTED`) and the scorers get them unpacked.
+  A frame without a `trace` column gets a minimal new trace per row; a frame where only some rows have one
+  fails (`_convert_to_eval_set` reads `.data` of the NaN), so a record without a trace gets one made here. A
+  scorer returning None logs no assessment and is left out of `<scorer>/mean`, the aggregate each scorer logs.
+- What a case costs (306 cases: 45 s per side with the defaults, 7 s as configured here; the agent ~56 s): the
+  harness throttles "predictions" (here: linking the trace to the run) to 10-20 a second
+  (`MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT` "auto") and scorer calls to that times the number of scorers, runs
+  `MLFLOW_GENAI_EVAL_MAX_WORKERS` (10) items at once, each item's scorers in a pool of
+  `MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS` (10) threads, and each scorer call in a thread of its own unless the
+  scorer has `timeout=0` (default 300 s); the settings are read when `evaluate` runs (`EVALUATE_SETTINGS`).
+  Every assessment is a transaction of its own (`create_assessment`, no batch API), about 1.7 ms of CPU on
+  SQLite; after scoring every trace is read again (`get_trace`, which reads the trace info twice: about 5 ms).
+  `search_traces(filter_string="trace.request_id IN (...)")` returns full traces, about 1.3 ms each. The first
+  `evaluate` of a process imports `databricks.sdk` (`harness._warmup_databricks_sdk`, about 2 s).
 - `result_df` has one row per record in input order, with `<scorer>/value` and, where a scorer raised,
   `<scorer>/error_message`. MLflow only warns, and `<scorer>/mean` averages the cases that did not fail.
 - `mlflow.create_external_model(name, params, tags, model_type, experiment_id)` makes a READY LoggedModel.
@@ -37,16 +49,25 @@ Facts checked on MLflow 3.17.2 (sqlite store, no network: a blocked `socket.conn
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 MODEL_HASH_TAG = "config_sha256"
+EXPECTED = "expected"  # the one expectation each trace gets: the case's expectations, all keys in one value
+TRACE_BATCH = 100  # trace ids per search
+# MLflow's evaluation harness as code scorers on precomputed outputs need it: one worker (the SQLite store takes
+# one writer at a time; ten threads only queued for its connections) and no rate limits (by default predictions
+# are throttled to 10-20 a second and scorer calls to 10 a second per scorer, for remote judges).
+EVALUATE_SETTINGS = {"MLFLOW_GENAI_EVAL_MAX_WORKERS": "1", "MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS": "1",
+                     "MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT": "0", "MLFLOW_GENAI_EVAL_SCORER_RATE_LIMIT": "0"}
 
 
 class ScorerError(RuntimeError):
@@ -91,6 +112,7 @@ def register_dataset(name: str, version: str, records: Sequence[Mapping[str, Any
         if key in seen:
             raise ValueError(f"{full}: records {seen[key]} and {i} have the same inputs; MLflow would merge them")
         seen[key] = i
+    tune_sqlite_store()
     found = search_datasets(filter_string=f"name = '{full}'", order_by=["created_time ASC"], max_results=1)
     dataset = found[0] if found else create_dataset(name=full, experiment_id=experiment_id,
                                                     tags={"dataset": name, "version": version})
@@ -120,11 +142,13 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
 
     if not records:
         raise ValueError(f"{run_name}: no records to evaluate")
+    tune_sqlite_store()
     handle = get_dataset(dataset_id=dataset.dataset_id)
     frame = _frame(records, handle)
     run_tags = {**tags, "eval.dataset": dataset.name, "eval.dataset_version": dataset.version}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
-        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a banner: the caller reports instead
+        # MLflow prints a banner: the caller reports instead
+        with _environment(EVALUATE_SETTINGS), contextlib.redirect_stdout(io.StringIO()):
             result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(n, f) for n, f in scorers.items()],
                                            model_id=model_id)
         table = result.result_df
@@ -140,22 +164,67 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
                          {**{k: float(v) for k, v in result.metrics.items()}, **dict(metrics or {})})
 
 
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ while inside (MLflow reads these settings when `evaluate` runs), then as before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def tune_sqlite_store() -> bool:
+    """A SQLite tracking store in WAL mode with `synchronous=NORMAL` (no fsync per commit); other stores as they
+    are. Every assessment MLflow logs is a transaction of its own; in SQLite's default rollback-journal mode each
+    commit syncs the journal and the database. WAL is stored in the database file (kept for every later
+    process); `synchronous` is set on each connection of the process's MLflow engine. A commit can then be lost
+    on power loss, not on a crash of the process, and the file stays consistent. Returns whether it was tuned."""
+    import sqlite3
+
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from sqlalchemy import event
+
+    engine = getattr(_get_store(), "engine", None)
+    if engine is None or engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return False
+    if getattr(engine, "_factory_tuned", False):
+        return True
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # needs a moment without other writers; else later
+        except sqlite3.OperationalError:
+            pass
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # pooled connections were opened before the listener: new ones get the pragmas
+    engine._factory_tuned = True
+    return True
+
+
 def _frame(records: Sequence[Mapping[str, Any]], handle: Any) -> Any:
-    """The rows for `evaluate`, with the agent's traces, carrying the dataset identity so the run links to it."""
-    import mlflow
+    """The rows for `evaluate`, with the agent's traces, carrying the dataset identity so the run links to it.
+    A record without a trace (a case that failed before its trace id was kept) gets a trace of its own here, so
+    every case still gets its assessments."""
     import pandas as pd
     from mlflow.genai.datasets.evaluation_dataset import compute_records_sha256
     from mlflow.utils.mlflow_tags import MLFLOW_GENAI_EVALUATE_DATASET_IDENTITY
 
+    trace_ids = [record.get("trace_id") or _stand_in_trace(record, i) for i, record in enumerate(records)]
+    traces = _traces(trace_ids)
     rows = []
-    for i, record in enumerate(records):
-        row = {"inputs": dict(record["inputs"]), "outputs": record["outputs"],
-               "expectations": dict(record.get("expectations") or {})}
-        if trace_id := record.get("trace_id"):
-            if (trace := mlflow.get_trace(trace_id, silent=True)) is None:
-                raise ValueError(f"{_case(record, i)}: trace {trace_id} is not in the tracking store")
-            row["trace"] = trace
-        rows.append(row)
+    for i, (record, trace_id) in enumerate(zip(records, trace_ids, strict=True)):
+        if trace_id not in traces:
+            raise ValueError(f"{_case(record, i)}: trace {trace_id} is not in the tracking store")
+        rows.append({"inputs": dict(record["inputs"]), "outputs": record["outputs"],
+                     "expectations": {EXPECTED: dict(record.get("expectations") or {})}, "trace": traces[trace_id]})
     frame = pd.DataFrame(rows)
     frame.attrs[MLFLOW_GENAI_EVALUATE_DATASET_IDENTITY] = {
         "name": handle.name, "digest": handle.digest, "source_type": handle.source_type,
@@ -164,14 +233,61 @@ def _frame(records: Sequence[Mapping[str, Any]], handle: Any) -> Any:
     return frame
 
 
+def _traces(trace_ids: Sequence[str]) -> dict[str, Any]:
+    """The traces of `trace_ids`, spans included, by id: one search per TRACE_BATCH ids (`get_trace` per id reads
+    each trace's info twice, about four times the cost)."""
+    import mlflow
+
+    wanted = list(dict.fromkeys(trace_ids))
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), TRACE_BATCH):
+        batch = wanted[start:start + TRACE_BATCH]
+        ids = ", ".join(f"'{t}'" for t in batch)
+        if "'" in "".join(batch):
+            raise ValueError(f"trace ids must not contain quotes: {batch}")
+        for trace in mlflow.search_traces(filter_string=f"trace.request_id IN ({ids})", max_results=len(batch),
+                                          return_type="list"):
+            found[trace.info.trace_id] = trace
+    return found
+
+
+def _stand_in_trace(record: Mapping[str, Any], index: int) -> str:
+    """A trace holding the record's inputs and outputs, for a record that came without one."""
+    import mlflow
+
+    with mlflow.start_span(name=f"evaluation {_case(record, index)} (no agent trace)") as span:
+        span.set_inputs(dict(record["inputs"]))
+        span.set_outputs(record["outputs"])
+    return span.trace_id
+
+
 def _as_scorer(name: str, function: Callable[..., Any]) -> Any:
+    """`function` as an MLflow code scorer named `name`, given the record's own expectations (the frame holds them
+    packed as one expectation, `EXPECTED`). No timeout: MLflow would otherwise run each call in a thread of its
+    own (its default, 300 s), ten threads a case for microseconds of work."""
     from mlflow.genai.scorers import Scorer, scorer
 
     if isinstance(function, Scorer):
         if function.name != name:
             raise ValueError(f"scorer {function.name!r} is registered under the name {name!r}")
-        return function
-    return scorer(function, name=name)
+        instance = function
+
+        def run(*, inputs: Any = None, outputs: Any = None, expectations: Any = None, trace: Any = None) -> Any:
+            return instance.run(inputs=inputs, outputs=outputs, expectations=_unpacked(expectations), trace=trace)
+
+        return scorer(run, name=name, aggregations=function.aggregations, timeout=0)
+
+    @functools.wraps(function)  # MLflow passes the keywords of `function`'s signature and records its source
+    def unpacking(**given: Any) -> Any:
+        if "expectations" in given:
+            given["expectations"] = _unpacked(given["expectations"])
+        return function(**given)
+
+    return scorer(unpacking, name=name, timeout=0)
+
+
+def _unpacked(expectations: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict((expectations or {}).get(EXPECTED) or {})
 
 
 def _raise_on_scorer_error(table: Any, scorers: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> None:

@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 
 from factory_pipelines.lib.evals.tracking import (
+    EVALUATE_SETTINGS,
+    EXPECTED,
     ScorerError,
     active_model,
     evaluate_outputs,
     log_comparison,
     model_configuration,
     register_dataset,
+    tune_sqlite_store,
 )
 
 CASES = [{"inputs": {"case_id": f"c{i}", "body": f"ticket {i}"}, "expectations": {"category": cat},
@@ -136,6 +139,67 @@ def test_code_scorers_give_per_case_values_and_one_assessment_per_case_on_the_ag
     linked = mlflow.search_traces(locations=[experiment], run_id=result.run_id, return_type="list")
     assert sorted(t.info.trace_id for t in linked) == sorted(result.trace_ids)
     assert no_network == []
+
+
+def test_each_trace_gets_the_cases_expectations_as_one_expectation(experiment: str) -> None:
+    """MLflow logs one HUMAN expectation per key, each a transaction: the case's expectations go in as one."""
+    import mlflow
+
+    dataset = register_dataset("triage", "v1", CASES, experiment)
+    result = evaluate("champion", agent_records(ANSWERS), dataset, experiment)
+    for trace_id, case in zip(result.trace_ids, CASES, strict=True):
+        expectations = [a for a in mlflow.get_trace(trace_id).info.assessments if a.expectation is not None]
+        assert [(a.name, a.source.source_type, a.value) for a in expectations] == [
+            (EXPECTED, "HUMAN", case["expectations"])]
+
+
+def test_the_harness_runs_with_one_worker_and_no_rate_limit_only_while_evaluating(
+        experiment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import mlflow
+
+    seen: list[dict[str, str | None]] = []
+    evaluate_genai = mlflow.genai.evaluate
+
+    def spying(**kwargs: Any) -> Any:
+        seen.append({k: os.environ.get(k) for k in EVALUATE_SETTINGS})
+        return evaluate_genai(**kwargs)
+
+    monkeypatch.setattr(mlflow.genai, "evaluate", spying)
+    monkeypatch.setenv("MLFLOW_GENAI_EVAL_MAX_WORKERS", "4")
+    monkeypatch.delenv("MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT", raising=False)
+    dataset = register_dataset("triage", "v1", CASES, experiment)
+    evaluate("champion", agent_records(ANSWERS), dataset, experiment)
+    assert seen == [dict(EVALUATE_SETTINGS)]
+    assert os.environ["MLFLOW_GENAI_EVAL_MAX_WORKERS"] == "4"
+    assert "MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT" not in os.environ
+
+
+def test_a_sqlite_store_is_tuned_once_wal_and_no_fsync_per_commit(store: None) -> None:
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    assert tune_sqlite_store() and tune_sqlite_store()
+    engine = _get_store().engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    listeners = [fn for fn in engine.pool.dispatch.connect if getattr(fn, "__qualname__", "").startswith("tune_sqlite")]
+    assert len(listeners) == 1
+
+
+def test_records_with_and_without_a_trace_are_scored_together(experiment: str) -> None:
+    import mlflow
+
+    dataset = register_dataset("triage", "v1", CASES, experiment)
+    records = agent_records(ANSWERS)
+    records[1]["trace_id"] = None  # a case that failed before its trace id was kept
+    result = evaluate("mixed", records, dataset, experiment)
+    assert result.values["category_match"] == [1.0, 1.0, 0.0, 1.0, 0.0]
+    assert result.trace_ids[0] == records[0]["trace_id"] and len(set(result.trace_ids)) == 5
+    stand_in = mlflow.get_trace(result.trace_ids[1])
+    assert stand_in.data.spans[0].name == "evaluation case c1 (no agent trace)"
+    assert [a.name for a in stand_in.info.assessments if a.source.source_type == "CODE"] == ["category_match"]
 
 
 def test_records_without_a_trace_are_scored_on_new_traces(experiment: str) -> None:
