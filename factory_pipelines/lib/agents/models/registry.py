@@ -48,6 +48,7 @@ def log_training(spec: ClassifierSpec, result: dict[str, Any], tags: dict[str, s
                             "train_seconds": result["seconds"]})
         mlflow.set_tags({**tags, "role": "model", "baseline_run_id": base_run.info.run_id})
         mlflow.log_text(report, "training_report.md")
+        mlflow.log_dict(result["chosen"], "cv_scores.json")  # every setting tried per target, its mean CV macro-F1
         info = mlflow.pyfunc.log_model(name="model", python_model=as_pyfunc(classifier), signature=signature,
                                        input_example=example, registered_model_name=spec.name,
                                        pip_requirements=requirements)
