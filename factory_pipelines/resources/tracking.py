@@ -38,11 +38,6 @@ class TrackingResource(dg.ConfigurableResource):
         model calls 12% slower on 2 cores; see benchmarks/README.md).
         """
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
-        if self.tracking_uri.startswith("sqlite:"):
-            # SQLite takes one writer at a time: MLflow's 10 evaluation threads only queue on its lock and, on a
-            # busy machine, run its connection pool dry (QueuePool timeout: the evaluation fails). Two suffice.
-            os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "2")
-            os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS", "2")
         client = self.client()
         import mlflow
 
