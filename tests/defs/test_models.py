@@ -75,7 +75,6 @@ def test_tickets_only_with_own_labels_trains_and_reports_macro_f1(user: dict) ->
     for target in ("team", "needs_human"):
         assert 0 < meta[f"holdout_{target}_macro_f1"] <= 1 and 0 < meta[f"baseline_{target}_macro_f1"] <= 1, meta
         assert target in meta["macro_f1_vs_baseline"] and f"| {target} |" in meta["training_report"]
-    print(meta["training_report"])
     assert meta["holdout_team_macro_f1"] >= 0.8, meta["training_report"]
     assert "balanced" in meta["chosen"]["needs_human"], meta["chosen"]
     for line in meta["falls_short"]:

@@ -23,7 +23,6 @@ from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 
 SHIPPED_DIR = Path(__file__).parent  # ticket_classifier.yaml
-TICKET_COLUMNS = ("ticket_id", "customer_id", "created_at", "channel", "subject", "body", "order_id", "in_reply_to")
 
 TICKETS_SQL = """
 SELECT t.ticket_id, t.customer_id, t.created_at, t.channel, t.subject, t.body, t.order_id, t.in_reply_to,
@@ -152,8 +151,8 @@ def classifier_asset(path: Path, labels_dir: Path, agents_dir: Path, with_orders
             raise dg.Failure(f"no labelled tickets in {labels_dir}: write labels (one JSONL per day) or the demo data")
         check_labels(spec, path, labels, labels_dir)
         frame, features = training_frame(spec, warehouse, feature_store, labels, with_orders, views)
-        by_target = target_labels(spec, frame, labels, {})
-        by_target = target_labels(spec, frame, labels, rule_exclusions(spec, frame, by_target, agents_dir))
+        every = target_labels(spec, frame, labels, {})  # the rules judge every label; those they explain go
+        by_target = target_labels(spec, frame, labels, rule_exclusions(spec, frame, every, agents_dir))
         try:
             result = train_and_compare(frame, by_target, features, spec)
         except ValueError as exc:
