@@ -52,7 +52,12 @@ def _first_pass_model(tracking_uri: str, name: str, version: str) -> Any:
     """A registered classifier, loaded once per process and version."""
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().classifier
+    classifier = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().classifier
+    if not hasattr(classifier, "heads"):  # pickled by a factory before the classifier learnt user targets
+        raise dg.Failure(f"models:/{name}/{version} was trained by an older version of the factory and cannot be "
+                         f"loaded: run `factory run --job models_job`, then `factory eval <agent> --model-version N` "
+                         f"and `factory promote <agent> --model` (or `factory clean` for the demo)")
+    return classifier
 
 
 def resolve_first_pass(tracking: TrackingResource, uri: str) -> Any:
