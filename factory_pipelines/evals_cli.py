@@ -50,7 +50,12 @@ def evaluate_agent(
     """Champion vs challenger on the agent's golden suite: metrics, paired intervals, flipped cases, verdict.
 
     With no challenger option, the challenger is what the registries hold at alias `challenger`."""
-    from factory_pipelines.defs.evals.assets import AlreadyChampion, ChallengerChoice, EvaluationSetupError, compare
+    from factory_pipelines.defs.evals.assets import (
+        AlreadyChampion,
+        ChallengerChoice,
+        EvaluationSetupError,
+        compare,
+    )
 
     settings = get_settings()
     resources = _resources(settings)
