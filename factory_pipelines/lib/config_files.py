@@ -58,6 +58,14 @@ def read_mapping(path: Path, kind: str, error: type[Exception]) -> dict[str, Any
     return data
 
 
+def validate_file(path: Path, model: type[Model], kind: str, error: type[Exception]) -> Model:
+    """The YAML mapping in `path` as `model`; `error` names the file, field and reason."""
+    try:
+        return model.model_validate(read_mapping(path, kind, error))
+    except ValidationError as exc:
+        raise error(f"{path}: {problems(exc)}") from exc
+
+
 def validate_named(path: Path, data: dict[str, Any], model: type[Model], kind: str, error: type[Exception]) -> Model:
     """`data` as `model`, whose `name` must match the file name; errors name the file, field and reason."""
     try:

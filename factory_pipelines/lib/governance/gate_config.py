@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from factory_pipelines.lib.agents.rules import Condition
-from factory_pipelines.lib.config_files import problems, read_mapping
+from factory_pipelines.lib.config_files import validate_file
 
 GATE_CONFIG = "gate.yaml"
 
@@ -36,8 +36,4 @@ class GateConfig(BaseModel):
 
 
 def load_gate_config(root: Path) -> GateConfig:
-    path = Path(root) / GATE_CONFIG
-    try:
-        return GateConfig.model_validate(read_mapping(path, "gate config", ValueError))
-    except ValidationError as exc:
-        raise ValueError(f"{path}: {problems(exc)}") from exc
+    return validate_file(Path(root) / GATE_CONFIG, GateConfig, "gate config", ValueError)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from factory_pipelines.lib.config_files import ConfigError, problems, read_mapping
+from factory_pipelines.lib.config_files import ConfigError, validate_file
 from factory_pipelines.lib.governance.gate import agent_entity
 from factory_pipelines.lib.governance.policy import PolicyDecision, PolicyEngine
 
@@ -36,11 +36,7 @@ class Operators(BaseModel):
 
 
 def load_operators(policies_dir: Path) -> Operators:
-    path = Path(policies_dir) / OPERATORS_FILE
-    try:
-        return Operators.model_validate(read_mapping(path, "the operators file", OperatorsError))
-    except ValidationError as exc:
-        raise OperatorsError(f"{path}: {problems(exc)}") from exc
+    return validate_file(Path(policies_dir) / OPERATORS_FILE, Operators, "the operators file", OperatorsError)
 
 
 def authorize(policies_dir: Path, operator: str, action: OperatorAction, manifest: Any,
