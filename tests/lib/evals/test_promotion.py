@@ -229,3 +229,15 @@ def test_rollback_rights_and_a_champion_moved_by_hand(client: Any, con: Any) -> 
     with pytest.raises(PromotionError, match="the champion changed since the promotion being undone"):
         rollback(client=client, where="test store", con=con, policies_dir=POLICIES, operator="ana", manifest=MANIFEST)
     assert [k for k, _ in events(con)] == ["promoted", "promotion_refused"]
+
+
+def test_a_bad_operators_file_names_the_file_and_field(client: Any, con: Any, tmp_path: Path) -> None:
+    from factory_pipelines.lib.governance.operators import OperatorsError
+
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    (policies / "operators.yaml").write_text("default_role: ml_lead\noperator:\n  eve: ml_engineer\n")
+    gate(client, {"prompt": "support_triage/2", "first_pass": "ticket_classifier/1"}, passed=True)
+    with pytest.raises(OperatorsError, match=r"operators.yaml: operator: Extra inputs are not permitted"):
+        do_promote(client, con, only={"prompt"}, policies=policies)
+    assert aliases(client) == BEFORE
