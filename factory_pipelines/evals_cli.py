@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from factory_pipelines.settings import get_settings
+from factory_pipelines.settings import get_settings, turn_off_telemetry
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 FLIPS_SHOWN = 10
@@ -144,6 +144,7 @@ def _changes(changes: dict[str, dict[str, Any]]) -> str:
 def _resources(settings: Any) -> dict[str, Any]:
     """The factory's resources, built once per command, with MLflow's INFO lines quieted (they would interleave
     with the report; importing MLflow configures its loggers, so quiet them after)."""
+    turn_off_telemetry()  # before MLflow imports tqdm, which reads TQDM_DISABLE once, at import
     import mlflow  # noqa: F401
 
     from factory_pipelines.defs.resources import build_resources
