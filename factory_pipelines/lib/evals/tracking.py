@@ -49,18 +49,20 @@ Facts checked on MLflow 3.17.2 (sqlite store, no network: a blocked `socket.conn
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import inspect
 import io
 import json
 import math
 import os
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 MODEL_HASH_TAG = "config_sha256"
+SCORERS = "case_scorers"  # the one MLflow scorer that runs every case scorer (`_as_scorer`)
 EXPECTED = "expected"  # the one expectation each trace gets: the case's expectations, all keys in one value
 TRACE_BATCH = 100  # trace ids per search
 # MLflow's evaluation harness as code scorers on precomputed outputs need it: one worker (the SQLite store takes
@@ -149,7 +151,7 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
         # MLflow prints a banner: the caller reports instead
         with _environment(EVALUATE_SETTINGS), contextlib.redirect_stdout(io.StringIO()):
-            result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(n, f) for n, f in scorers.items()],
+            result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(scorers)],
                                            model_id=model_id)
         table = result.result_df
         if table is None or len(table) != len(records):
@@ -261,29 +263,38 @@ def _stand_in_trace(record: Mapping[str, Any], index: int) -> str:
     return span.trace_id
 
 
-def _as_scorer(name: str, function: Callable[..., Any]) -> Any:
-    """`function` as an MLflow code scorer named `name`, given the record's own expectations (the frame holds them
-    packed as one expectation, `EXPECTED`). No timeout: MLflow would otherwise run each call in a thread of its
-    own (its default, 300 s), ten threads a case for microseconds of work."""
+def _as_scorer(scorers: Mapping[str, Callable[..., Any]]) -> Any:
+    """The scorers as one MLflow code scorer (`SCORERS`) that returns a Feedback per scorer and case, named after
+    the scorer, source CODE with the scorer's name as its id, as MLflow makes them for one scorer each; None
+    logs nothing; a scorer that raises gives a Feedback with its error (`<scorer>/error_message`), as in MLflow.
+    One MLflow scorer instead of one per function: MLflow hashes each scorer's source for every case
+    (`add_scorer_metadata`) and schedules each call as a future; nine scorers cost 4.6 ms of CPU a case, one
+    0.8 ms. Each function gets the keywords its signature names, the expectations unpacked (`EXPECTED`)."""
+    from mlflow.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
     from mlflow.genai.scorers import Scorer, scorer
 
-    if isinstance(function, Scorer):
-        if function.name != name:
-            raise ValueError(f"scorer {function.name!r} is registered under the name {name!r}")
-        instance = function
+    wanted = {}
+    for name, function in scorers.items():
+        if isinstance(function, Scorer):
+            raise TypeError(f"scorer {name}: give the function, not an MLflow Scorer")
+        wanted[name] = set(inspect.signature(function).parameters)
 
-        def run(*, inputs: Any = None, outputs: Any = None, expectations: Any = None, trace: Any = None) -> Any:
-            return instance.run(inputs=inputs, outputs=outputs, expectations=_unpacked(expectations), trace=trace)
+    def case_scorers(inputs: Any, outputs: Any, expectations: Any, trace: Any) -> list[Any]:
+        given = {"inputs": inputs, "outputs": outputs, "expectations": _unpacked(expectations), "trace": trace}
+        feedbacks = []
+        for name, function in scorers.items():
+            source = AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=name)
+            try:
+                value = function(**{k: v for k, v in given.items() if k in wanted[name]})
+            except Exception as exc:  # reported per case by MLflow, turned into ScorerError by the caller
+                feedbacks.append(Feedback(name=name, source=source, error=AssessmentError(
+                    error_code="SCORER_ERROR", error_message=str(exc), stack_trace=traceback.format_exc())))
+                continue
+            if value is not None:
+                feedbacks.append(Feedback(name=name, value=value, source=source))
+        return feedbacks
 
-        return scorer(run, name=name, aggregations=function.aggregations, timeout=0)
-
-    @functools.wraps(function)  # MLflow passes the keywords of `function`'s signature and records its source
-    def unpacking(**given: Any) -> Any:
-        if "expectations" in given:
-            given["expectations"] = _unpacked(given["expectations"])
-        return function(**given)
-
-    return scorer(unpacking, name=name, timeout=0)
+    return scorer(case_scorers, name=SCORERS, timeout=0)  # no timeout: MLflow would run each call in a thread
 
 
 def _unpacked(expectations: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -133,9 +133,10 @@ def test_code_scorers_give_per_case_values_and_one_assessment_per_case_on_the_ag
     assert mlflow.get_run(result.run_id).data.metrics == result.metrics
     assert result.trace_ids == [r["trace_id"] for r in records]  # the agent's traces, not copies
     for trace_id, applies in zip(result.trace_ids, [True, False, True, False, False], strict=True):
-        scored = [a.name for a in mlflow.get_trace(trace_id).info.assessments
+        scored = [(a.name, a.source.source_id) for a in mlflow.get_trace(trace_id).info.assessments
                   if a.source.source_type == "CODE" and a.metadata["mlflow.assessment.sourceRunId"] == result.run_id]
-        assert sorted(scored) == (["category_match", "refund_caught"] if applies else ["category_match"])
+        assert sorted(scored) == ([("category_match", "category_match"), ("refund_caught", "refund_caught")]
+                                  if applies else [("category_match", "category_match")])
     linked = mlflow.search_traces(locations=[experiment], run_id=result.run_id, return_type="list")
     assert sorted(t.info.trace_id for t in linked) == sorted(result.trace_ids)
     assert no_network == []
