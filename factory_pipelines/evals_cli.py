@@ -73,7 +73,7 @@ def evaluate_agent(
     else:
         _print(result.summary, result.gate)
     if promote:
-        _promote(settings, resources, agent, only=None, refused_exit=0)
+        _promote(settings, resources, agent, only=None, refused_exit=0, reasons_shown=True)
     if check and not result.gate.passed:
         raise typer.Exit(1)
 
@@ -108,7 +108,8 @@ def rollback_agent(agent: Annotated[str, typer.Argument(help="The agent whose pr
                   f"{done.role}; audit entry {done.audit_seq})", highlight=False)
 
 
-def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[str] | None, refused_exit: int) -> None:
+def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[str] | None, refused_exit: int,
+             reasons_shown: bool = False) -> None:
     from factory_pipelines.defs.evals.assets import experiment_name, suite_of
     from factory_pipelines.lib.evals.promotion import PromotionError, PromotionRefused, promote
 
@@ -123,7 +124,7 @@ def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[
                            experiment_id=experiment.experiment_id if experiment else None, only=only)
     except PromotionRefused as exc:
         console.print(f"[red]promotion refused, no alias moved[/red]: {escape(str(exc))}", highlight=False)
-        for failure in exc.failures:
+        for failure in [] if reasons_shown else exc.failures:  # `eval --promote` printed them with the table
             console.print(f"  - {escape(failure)}", highlight=False)
         if refused_exit:
             raise typer.Exit(refused_exit) from None

@@ -34,7 +34,8 @@ TELEMETRY_OFF = {
     "FEAST_USAGE": "False",
     "DAGSTER_DISABLE_TELEMETRY": "true",
     "HF_HUB_OFFLINE": "1",
-    "TQDM_DISABLE": "1",
+    "TQDM_DISABLE": "1",  # progress bars (MLflow's evaluation) would interleave with the commands' reports
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
