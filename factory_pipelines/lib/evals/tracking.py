@@ -149,8 +149,9 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
     frame = _frame(records, handle)
     run_tags = {**tags, "eval.dataset": dataset.name, "eval.dataset_version": dataset.version}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
-        # MLflow prints a banner: the caller reports instead
-        with _environment(EVALUATE_SETTINGS), contextlib.redirect_stdout(io.StringIO()):
+        for key, value in EVALUATE_SETTINGS.items():  # read when `evaluate` runs; what every evaluation here needs
+            os.environ[key] = value
+        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a banner: the caller reports instead
             result = mlflow.genai.evaluate(data=frame, scorers=[_as_scorer(scorers)],
                                            model_id=model_id)
         table = result.result_df
@@ -164,21 +165,6 @@ def evaluate_outputs(run_name: str, records: Sequence[Mapping[str, Any]], scorer
               for name in scorers}
     return EvaluationRun(run.info.run_id, list(table["trace_id"]), values,
                          {**{k: float(v) for k, v in result.metrics.items()}, **dict(metrics or {})})
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """`values` in os.environ while inside (MLflow reads these settings when `evaluate` runs), then as before."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def tune_sqlite_store() -> bool:
