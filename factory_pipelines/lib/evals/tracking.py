@@ -25,16 +25,18 @@ Facts checked on MLflow 3.17.2 (sqlite store, no network: a blocked `socket.conn
   A frame without a `trace` column gets a minimal new trace per row; a frame where only some rows have one
   fails (`_convert_to_eval_set` reads `.data` of the NaN), so a record without a trace gets one made here. A
   scorer returning None logs no assessment and is left out of `<scorer>/mean`, the aggregate each scorer logs.
-- What a case costs (306 cases: 45 s per side with the defaults, 7 s as configured here; the agent ~56 s): the
-  harness throttles "predictions" (here: linking the trace to the run) to 10-20 a second
-  (`MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT` "auto") and scorer calls to that times the number of scorers, runs
+- What a case costs (306 cases: about 45 s a side with MLflow's defaults, about 10 s, 30 ms a case, as configured
+  here; `benchmarks/eval_overhead.py`): the harness throttles "predictions" (here: linking the trace to the
+  run) to 10-20 a second (`MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT` "auto") and scorer calls to that times the
+  number of scorers, runs
   `MLFLOW_GENAI_EVAL_MAX_WORKERS` (10) items at once, each item's scorers in a pool of
   `MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS` (10) threads, and each scorer call in a thread of its own unless the
   scorer has `timeout=0` (default 300 s); the settings are read when `evaluate` runs (`EVALUATE_SETTINGS`).
   Every assessment is a transaction of its own (`create_assessment`, no batch API), about 1.7 ms of CPU on
   SQLite; after scoring every trace is read again (`get_trace`, which reads the trace info twice: about 5 ms).
   `search_traces(filter_string="trace.request_id IN (...)")` returns full traces, about 1.3 ms each. The first
-  `evaluate` of a process imports `databricks.sdk` (`harness._warmup_databricks_sdk`, about 2 s).
+  `evaluate` of a process imports `databricks.sdk` (`harness._warmup_databricks_sdk`, 2-5 s). A trace made
+  inside `set_active_model` costs about 3 ms of CPU more to export than one outside it.
 - `result_df` has one row per record in input order, with `<scorer>/value` and, where a scorer raised,
   `<scorer>/error_message`. MLflow only warns, and `<scorer>/mean` averages the cases that did not fail.
 - `mlflow.create_external_model(name, params, tags, model_type, experiment_id)` makes a READY LoggedModel.
