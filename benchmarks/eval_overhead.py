@@ -278,6 +278,7 @@ def mlflow_defaults(s: Suite, run: dict[str, Callable[[list[dict[str, Any]]], An
         made.timeout = None  # MLflow's default: each call in a thread of its own, up to 300 s
         return made
 
+    kept = {k: os.environ.pop(k) for k in settings if k in os.environ}  # set by the runs before (not restored)
     tracking.EVALUATE_SETTINGS, tracking._as_scorer = {}, with_timeout
     try:
         watch.take()
@@ -285,6 +286,7 @@ def mlflow_defaults(s: Suite, run: dict[str, Callable[[list[dict[str, Any]]], An
         figures |= watch.take()
     finally:
         tracking.EVALUATE_SETTINGS, tracking._as_scorer = settings, wrap
+        os.environ.update(kept)
     print(f"  diagnostic, harness at MLflow's defaults: {figures['wall_s']:.2f} s wall, MLflow evaluation run "
           f"{figures['evaluate_outputs']:.2f} s")
     return figures
