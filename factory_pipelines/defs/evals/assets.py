@@ -185,7 +185,9 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
     if prompt_file is not None:
         if choice.prompt_version is not None or choice.prompt_alias is not None:
             raise EvaluationSetupError("give --prompt-file or --prompt-version/--prompt-alias, not both")
-        version = register_prompt_file(tracking, warehouse, manifest, prompt_file, f"operator:{settings.operator}")  # type: ignore[arg-type]
+        if warehouse is None:
+            raise ValueError("a prompt file is registered with an audited alias move: pass the warehouse")
+        version = register_prompt_file(tracking, warehouse, manifest, prompt_file, f"operator:{settings.operator}")
         choice = ChallengerChoice(prompt_version=version, model_version=choice.model_version)
     experiment_id = tracking.activate(experiment_name(agent))
     champion = configuration(settings, tracking, llm, manifest, "champion", None, None)
