@@ -154,14 +154,15 @@ def failures_table(outcomes: list[PartitionOutcome], title: str = "Failed checks
 def models_table(outcome: PartitionOutcome) -> Table:
     """What the models job registered: prompt versions and the classifier with its alias and holdout scores."""
     table = Table(title="Models and prompts (MLflow registry)")
-    for column in ("asset", "version", "alias / state", "holdout accuracy (category, priority, action)"):
+    for column in ("asset", "version", "alias / state", "holdout macro-F1 per target (x the TF-IDF baseline)"):
         table.add_column(column)
     prompts = outcome.materialized.get("registry/prompt_versions", {}).get("prompts") or {}
     for name, info in prompts.items():
         table.add_row(f"prompt {name}", str(info["version"]), "new" if info["created"] else "unchanged", "")
     for key, meta in outcome.materialized.items():
         if key.startswith("models/"):
-            scores = ", ".join(f"{meta.get(f'holdout_{t}_accuracy', 0):.3f}" for t in ("category", "priority", "action"))
+            ratios = meta.get("macro_f1_vs_baseline") or {}  # the targets the classifier file names
+            scores = ", ".join(f"{t} {meta.get(f'holdout_{t}_macro_f1', 0):.3f} ({r:.2f}x)" for t, r in ratios.items())
             table.add_row(key, str(meta.get("model_uri", "")), str(meta.get("alias", "")),
                           f"{scores} on {', '.join(meta.get('holdout_days') or [])}")
     return table

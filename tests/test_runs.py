@@ -8,7 +8,7 @@ import subprocess
 import dagster as dg
 
 from factory_pipelines.instance import prepare_instance
-from factory_pipelines.runs import HOST_TAG, PID_TAG, release_abandoned_runs
+from factory_pipelines.runs import HOST_TAG, PID_TAG, models_table, release_abandoned_runs
 from factory_pipelines.settings import Settings
 
 
@@ -89,3 +89,17 @@ def test_a_signal_that_comes_as_a_run_succeeds_stops_the_loop_and_the_run_is_rep
     assert [(o.partition, o.success, o.interrupted) for o in outcomes] == [("2026-11-01", True, False)]
     with dg.DagsterInstance.get() as instance:
         assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
+
+
+def test_the_models_table_shows_the_targets_the_classifier_file_names() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    meta = {"model_uri": "models:/ticket_classifier/2", "alias": "challenger", "holdout_days": ["2026-11-07"],
+            "macro_f1_vs_baseline": {"team": 0.977, "needs_human": 0.93}, "holdout_team_macro_f1": 0.9771,
+            "holdout_needs_human_macro_f1": 0.654}
+    console = Console(width=200, record=True)
+    console.print(models_table(SimpleNamespace(materialized={"models/ticket_classifier": meta})))
+    text = console.export_text()
+    assert "team 0.977 (0.98x), needs_human 0.654 (0.93x) on 2026-11-07" in text and "challenger" in text
