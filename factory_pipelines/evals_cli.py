@@ -92,11 +92,12 @@ def promote_agent(
 
 def rollback_agent(agent: Annotated[str, typer.Argument(help="The agent whose previous champion is restored.")]) -> None:
     """Restore the champion the latest promotion replaced (the history comes from the audit log)."""
+    from factory_pipelines.defs.evals.assets import manifest_of
     from factory_pipelines.lib.evals.promotion import PromotionError, rollback
 
     settings = get_settings()
     resources = _resources(settings)
-    manifest = _manifest(settings, agent)
+    manifest = manifest_of(settings, agent)
     tracking = resources["tracking"]
     try:
         with resources["warehouse"].connect() as con:
@@ -152,15 +153,6 @@ def _resources(settings: Any) -> dict[str, Any]:
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     return build_resources(settings)
-
-
-def _manifest(settings: Any, agent: str) -> Any:
-    from factory_pipelines.lib.agents.manifests import load_manifest
-
-    path = settings.manifests_dir / f"{agent}.yaml"
-    if not path.is_file():
-        _fail(f"no manifest {path}")
-    return load_manifest(path)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

@@ -63,15 +63,22 @@ def experiment_name(agent: str) -> str:
     return f"evals/{agent}"
 
 
-def suite_of(settings: Settings, agent: str) -> tuple[Any, Any, Any]:
-    """The agent's manifest, its suite and the suite's dataset (a ConfigError names any bad file)."""
+def manifest_of(settings: Settings, agent: str) -> Any:
+    """The agent's manifest (a ConfigError names a missing or bad file)."""
     from factory_pipelines.lib.agents.manifests import load_manifest
-    from factory_pipelines.lib.evals.datasets import load_suite
 
     path = settings.manifests_dir / f"{agent}.yaml"
     if not path.is_file():
         raise EvaluationSetupError(f"no manifest {path}")
-    manifest = load_manifest(path)
+    return load_manifest(path)
+
+
+def suite_of(settings: Settings, agent: str) -> tuple[Any, Any, Any]:
+    """The agent's manifest, its suite and the suite's dataset (a ConfigError names any bad file)."""
+    from factory_pipelines.lib.evals.datasets import load_suite
+
+    manifest = manifest_of(settings, agent)
+    path = settings.manifests_dir / f"{agent}.yaml"
     if manifest.evaluation is None:
         raise EvaluationSetupError(f"{path} names no evaluation suite (evaluation.suite)")
     suite = load_suite(settings.evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml")
