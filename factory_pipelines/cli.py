@@ -87,7 +87,8 @@ def demo_data(
     console.print(table)
 
 
-PHASES = {"data_plane_job": "data plane", "models_job": "models and prompts", "agents_job": "agents"}
+PHASES = {"data_plane_job": "data plane", "models_job": "models and prompts", "agents_job": "agents",
+          "live_evals_job": "live comparisons"}
 
 
 def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,11 +115,11 @@ def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
 def run(
     start: StartOpt = None,
     end: EndOpt = None,
-    job: Annotated[str, typer.Option(help="One job to run (data_plane_job, models_job, agents_job); default: all "
-                                          "three in that order.")] = "all",
+    job: Annotated[str, typer.Option(help="One job to run (data_plane_job, models_job, agents_job, live_evals_job); "
+                                          "default: all four in that order.")] = "all",
 ) -> None:
     """Run the factory for each day of a range, in process, on its Dagster instance: data plane, then models
-    and prompts, then agents."""
+    and prompts, then agents, then the live comparisons of challengers in shadow or canary."""
     from factory_pipelines.defs.agents.definitions import why_no_agents_job
     from factory_pipelines.defs.agents.schedules import AGENTS_JOB
     from factory_pipelines.runs import load_definitions

@@ -105,8 +105,13 @@ def rollback_agent(agent: Annotated[str, typer.Argument(help="The agent whose pr
                             policies_dir=settings.policies_dir, operator=settings.operator, manifest=manifest)
     except PromotionError as exc:  # refused by the policies, nothing to restore, or MLflow failing: nothing moved
         _fail(str(exc), code=1)
-    console.print(f"[green]rolled back[/green] {agent}: {_changes(done.changes)} (operator {done.operator}, role "
-                  f"{done.role}; audit entry {done.audit_seq})", highlight=False)
+    who = f"operator {done.operator}, role {done.role}; audit entry {done.audit_seq}"
+    if done.action == "withdraw":
+        taken = ", ".join(f"{c['kind']} {c['name']} v{c['from']} ({c['stage']})" for c in done.changes.values())
+        console.print(f"[green]withdrawn[/green] {agent}: {taken}; the champion alone decides from the next agent "
+                      f"day ({who})", highlight=False)
+        return
+    console.print(f"[green]rolled back[/green] {agent}: {_changes(done.changes)} ({who})", highlight=False)
 
 
 def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[str] | None, refused_exit: int,
@@ -114,7 +119,7 @@ def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[
     from factory_pipelines.defs.evals.assets import experiment_name, suite_of
     from factory_pipelines.lib.evals.promotion import PromotionError, PromotionRefused, promote
 
-    manifest, _, dataset = suite_of(settings, agent)
+    manifest, suite, dataset = suite_of(settings, agent)
     tracking = resources["tracking"]
     client = tracking.client()
     experiment = client.get_experiment_by_name(experiment_name(agent))
@@ -122,7 +127,8 @@ def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[
         with resources["warehouse"].connect() as con:
             done = promote(client=client, where=tracking.tracking_uri, con=con, policies_dir=settings.policies_dir,
                            operator=settings.operator, manifest=manifest, dataset_version=dataset.version,
-                           experiment_id=experiment.experiment_id if experiment else None, only=only)
+                           experiment_id=experiment.experiment_id if experiment else None, only=only,
+                           stages=suite.stages)
     except PromotionRefused as exc:
         console.print(f"[red]promotion refused, no alias moved[/red]: {escape(str(exc))}", highlight=False)
         for failure in [] if reasons_shown else exc.failures:  # `eval --promote` printed them with the table
@@ -135,8 +141,18 @@ def _promote(settings: Any, resources: dict[str, Any], agent: str, *, only: set[
             _fail(str(exc), code=refused_exit)
         console.print(f"[red]no alias moved[/red]: {escape(str(exc))}", highlight=False)
         return
-    console.print(f"[green]promoted[/green] {agent}: {_changes(done.changes)} (gate run {done.gate.run_id}; operator "  # type: ignore[union-attr]
-                  f"{done.operator}, role {done.role}; audit entry {done.audit_seq})", highlight=False)
+    who = f"operator {done.operator}, role {done.role}; audit entry {done.audit_seq}"
+    target = done.stage["to"]
+    if target == "champion":
+        console.print(f"[green]promoted[/green] {agent}: {_changes(done.changes)} (gate run {done.gate.run_id}; "  # type: ignore[union-attr]
+                      f"{who})", highlight=False)
+        return
+    versions = ", ".join(f"{c['kind']} {c['name']} v{c['to']}" for c in done.changes.values())
+    acts = ("decides every ticket beside the champion, its tool calls judged and never executed" if target == "shadow"
+            else f"decides and acts on {suite.stages.canary_share:.0%} of the tickets")  # type: ignore[union-attr]
+    console.print(f"[green]staged[/green] {agent}: {versions} in {target} from the next agent day ({acts}); after "
+                  f"{suite.stages.days(target)} passing day(s) of `evals/live/{agent}`, `factory promote {agent}` "  # type: ignore[union-attr]
+                  f"again ({who})", highlight=False)
 
 
 def _changes(changes: dict[str, dict[str, Any]]) -> str:

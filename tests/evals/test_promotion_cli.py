@@ -51,6 +51,7 @@ def suite(root: Path) -> None:
     (root / "datasets").mkdir()
     shipped = yaml.safe_load((REPO_ROOT / "evals" / "suites" / "support_triage_golden.yaml").read_text())
     shipped["kb"] = str(PACKAGE_DIR / "demo" / "data" / "kb_articles.yaml")
+    shipped.pop("stages")  # a passed gate promotes at once (the staged path: tests/defs/test_staged_promotion.py)
     (root / "suites" / "support_triage_golden.yaml").write_text(yaml.safe_dump(shipped))
     (root / "datasets" / "support_triage_golden.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases()))
 

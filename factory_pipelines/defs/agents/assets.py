@@ -88,7 +88,7 @@ def _agent_files(manifest: AgentManifest, manifest_path: Path) -> list[Path]:
 
 def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: dg.PartitionsDefinition,
                       staged: set[str], check_keys: list[dg.AssetCheckKey], labels_dir: Path,
-                      response_cache: bool, policies_dir: Path) -> dg.AssetsDefinition:
+                      response_cache: bool, policies_dir: Path, suite_file: Path | None = None) -> dg.AssetsDefinition:
     """The run asset of one agent manifest; its policy set is validated here, so a bad one fails the load."""
     from factory_pipelines.lib.governance.policy import PolicyEngine, PolicyError
 
@@ -132,7 +132,7 @@ def build_agent_asset(manifest: AgentManifest, manifest_path: Path, partitions: 
             raise dg.Failure(f"{manifest.name} not run for {context.partition_key}: blocking contract(s) of its "
                              f"inputs did not pass: {', '.join(failed)}", metadata={"failed_checks": failed})
         report = run_agent(context, manifest, manifest_path, warehouse, feature_store, tracking, llm, policy_engine,
-                           labels_dir, response_cache)
+                           labels_dir, response_cache, suite_file)
         metadata = report_metadata(report)
         if report.errors:
             raise dg.Failure(
@@ -161,43 +161,31 @@ def day_features(feature_store: FeatureStoreResource, manifest: AgentManifest, t
 
 def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manifest_path: Path,
               warehouse: WarehouseResource, feature_store: FeatureStoreResource, tracking: TrackingResource,
-              llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool) -> Any:
-    """Resolve prompt, model, tools and policies for the day, decide every ticket, write the results."""
+              llm: LLMResource, policy_engine: PolicyEngineResource, labels_dir: Path, response_cache: bool,
+              suite_file: Path | None = None) -> Any:
+    """Resolve prompt, model, tools and policies for the day, decide every ticket, write the results; with a
+    challenger in shadow or canary, decide the day with both (`run_staged`)."""
     from factory_pipelines.lib.agents.models.classifier import read_labels
     from factory_pipelines.lib.agents.models.providers import model_version
-    from factory_pipelines.lib.agents.retrieval import KbIndex
     from factory_pipelines.lib.agents.runtime import AgentRunner
-    from factory_pipelines.lib.agents.toolbox import Budget, Toolbox, ToolEnv
-    from factory_pipelines.lib.governance.gate import CedarGate, record_agent_day, record_policy_set
+    from factory_pipelines.lib.governance.gate import record_agent_day, record_policy_set
     from factory_pipelines.lib.governance.kill_switches import sync_audit
-    from factory_pipelines.lib.governance.shop import refunds_used_cents
 
     day = context.partition_key
     tracking.activate(f"agents/{manifest.name}")
     prompt = resolve_prompt(manifest.prompt)
     first_pass = resolve_first_pass(tracking, manifest.decision.first_pass) if manifest.decision.first_pass else None
+    rollout = rollout_of(tracking, manifest, suite_file)
     rules, replies = manifest.load_config(manifest_path.parent.parent)
     reply_prompt = resolve_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None
     provider = llm.provider(manifest.model)
     version = model_version(provider)
-    as_of = datetime.combine(date.fromisoformat(day) + timedelta(days=1), time())
     with warehouse.connect() as con:
         tickets = con.execute(TICKETS_SQL, {"day": day}).df().to_dict("records")
-        articles = con.execute(KB_SQL, {"day": day}).df().to_dict("records") if "kb_search" in manifest.tools else []
-        service = manifest.feature_service
-
-        features = day_features(feature_store, manifest, tickets, day)
-        env = ToolEnv(con=con, kb=KbIndex(articles) if articles else None, feature_service=service, as_of=as_of,
-                      online_features=features.one, online_features_many=features.many)
-        engine = policy_engine.engine(manifest.policy_set)
-        switches = policy_engine.switches()
-        config = policy_engine.gate_config()
-        sync_audit(con, switches)
-        record_policy_set(con, engine, actor=f"run:{context.run.run_id[:8]}")
-        budget = Budget.from_manifest(manifest.budgets, refunds_used_cents(con, manifest.name, day, config))
-        gate = CedarGate.for_agent(manifest, engine, switches, config, con, budget, as_of=as_of,
-                                   review_ttl_hours=policy_engine.review_ttl_hours)
-        toolbox = Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day)
+        sync_audit(con, policy_engine.switches())
+        record_policy_set(con, policy_engine.engine(manifest.policy_set), actor=f"run:{context.run.run_id[:8]}")
+        env = tool_env(con, feature_store, manifest, tickets, day)
+        toolbox = day_toolbox(context, manifest, policy_engine, env)
         runner = AgentRunner(manifest, prompt, provider, version, toolbox, rules=rules, first_pass=first_pass,
                              reply_templates=replies, reply_prompt=reply_prompt, use_cache=response_cache,
                              feature_names=feature_store.feature_names(manifest.feature_service)
@@ -205,12 +193,100 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
                              trace_tags={"dagster_run_id": context.run.run_id, "partition": day, "agent": manifest.name,
                                          "agent_version": manifest.version, "prompt": f"{prompt.name}/{prompt.version}",
                                          "model_version": version})
-        report, rows = runner.run(tickets, read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {})
+        labels = read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {}
+        if rollout is None:
+            report, rows = runner.run(tickets, labels)
+        else:
+            report, rows = run_staged(context, tracking, policy_engine, runner, rollout, tickets, labels)
         record_agent_day(con, manifest.name, day, rows, toolbox.records, anchor=Path(policy_engine.audit_anchor))
     import mlflow
 
     mlflow.flush_trace_async_logging()
     return report
+
+
+def tool_env(con: Any, feature_store: FeatureStoreResource, manifest: AgentManifest, tickets: list[dict[str, Any]],
+             day: str) -> Any:
+    """What the day's tools reach: the warehouse, the features as of each ticket, the KB of the day."""
+    from factory_pipelines.lib.agents.retrieval import KbIndex
+    from factory_pipelines.lib.agents.toolbox import ToolEnv
+
+    articles = con.execute(KB_SQL, {"day": day}).df().to_dict("records") if "kb_search" in manifest.tools else []
+    features = day_features(feature_store, manifest, tickets, day)
+    return ToolEnv(con=con, kb=KbIndex(articles) if articles else None, feature_service=manifest.feature_service,
+                   as_of=datetime.combine(date.fromisoformat(day) + timedelta(days=1), time()),
+                   online_features=features.one, online_features_many=features.many)
+
+
+def day_toolbox(context: dg.AssetExecutionContext, manifest: AgentManifest, policy_engine: PolicyEngineResource,
+                env: Any, *, log_only: bool = False) -> Any:
+    """The day's toolbox behind the agent's Cedar gate, with its own budget (a shadow's calls are log-only)."""
+    from factory_pipelines.lib.agents.toolbox import Budget, Toolbox
+    from factory_pipelines.lib.governance.gate import CedarGate
+    from factory_pipelines.lib.governance.shop import refunds_used_cents
+
+    day, config = context.partition_key, policy_engine.gate_config()
+    budget = Budget.from_manifest(manifest.budgets, refunds_used_cents(env.con, manifest.name, day, config))
+    gate = CedarGate.for_agent(manifest, policy_engine.engine(manifest.policy_set), policy_engine.switches(), config,
+                               env.con, budget, as_of=env.as_of, review_ttl_hours=policy_engine.review_ttl_hours)
+    return Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day, log_only=log_only)
+
+
+def rollout_of(tracking: TrackingResource, manifest: AgentManifest, suite_file: Path | None) -> Any:
+    """The challenger in shadow or canary for this agent (aliases `shadow`/`canary`), or None."""
+    from factory_pipelines.lib.evals.datasets import load_suite
+    from factory_pipelines.lib.evals.promotion import Aliases, slots
+    from factory_pipelines.lib.evals.rollout import staged
+
+    aliases = Aliases(tracking.client(), tracking.tracking_uri)
+    current = slots(aliases, manifest)
+    rollout = staged(aliases, current, None)
+    if rollout is None or rollout.stage != "canary" or suite_file is None:
+        return rollout
+    return staged(aliases, current, load_suite(suite_file).stages)
+
+
+def run_staged(context: dg.AssetExecutionContext, tracking: TrackingResource, policy_engine: PolicyEngineResource,
+               champion: Any, rollout: Any, tickets: list[dict[str, Any]],
+               labels: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """A day with a staged challenger. Shadow: the champion acts on every ticket, the challenger decides them too
+    with log-only calls. Canary: the challenger acts on its share, the champion on the rest and, log-only, on the
+    canary's tickets too. The acting side's report and rows are returned; the other side's go to the shadow tables."""
+    from dataclasses import replace
+
+    from factory_pipelines.lib.agents.records import write_shadow_results
+    from factory_pipelines.lib.evals.rollout import in_canary
+
+    agent, day = champion.manifest.name, context.partition_key
+    prompt = resolve_prompt(f"prompts:/{rollout.challenger['prompt']}")
+    first_pass = champion.first_pass
+    if rollout.challenger.get("first_pass", "none") not in ("none", rollout.champion.get("first_pass")):
+        first_pass = resolve_first_pass(tracking, f"models:/{rollout.challenger['first_pass']}")
+    tags = {**champion.trace_tags, "stage": rollout.stage}
+    challenger = replace(champion, prompt=prompt, first_pass=first_pass,
+                         trace_tags={**tags, "role": "challenger", "prompt": f"{prompt.name}/{prompt.version}"})
+    shadow_box = day_toolbox(context, champion.manifest, policy_engine, champion.toolbox.env, log_only=True)
+    if rollout.stage == "shadow":
+        report, rows = champion.run(tickets, labels)
+        shadow, shadow_role, shadow_tickets = replace(challenger, toolbox=shadow_box), "challenger", tickets
+    else:
+        canary = [t for t in tickets if in_canary(agent, str(t["ticket_id"]), rollout.share)]
+        chosen = {str(t["ticket_id"]) for t in canary}
+        report, rows = replace(champion, trace_tags={**tags, "role": "champion"}).run(
+            [t for t in tickets if str(t["ticket_id"]) not in chosen], labels)
+        canary_report, canary_rows = challenger.run(canary, labels)
+        report.absorb(canary_report)
+        rows += canary_rows
+        shadow = replace(champion, toolbox=shadow_box, trace_tags={**tags, "role": "champion"})
+        shadow_role, shadow_tickets = "champion", canary
+    _, shadow_rows = shadow.run(shadow_tickets, labels)
+    write_shadow_results(champion.toolbox.env.con, agent, day, rollout.stage, shadow_role, shadow_rows,
+                         shadow_box.records)
+    context.log.info(f"{agent} {rollout.stage}: challenger {rollout.changed()}; {len(shadow_rows)} ticket(s) decided "
+                     f"in shadow by the {shadow_role}, nothing executed")
+    report.rollout = {"stage": rollout.stage, "challenger": rollout.changed(), "shadow_tickets": len(shadow_rows),
+                      "canary_tickets": len(shadow_rows) if rollout.stage == "canary" else 0}
+    return report, rows
 
 
 def report_metadata(report: Any) -> dict[str, Any]:
@@ -232,6 +308,8 @@ def report_metadata(report: Any) -> dict[str, Any]:
         "first_pass": report.first_pass, "labelled_tickets": report.labelled,
         **{k: float(v) for k, v in report.accuracy.items()},
     }
+    if report.rollout:  # a challenger in shadow or canary decided the day too
+        metadata["rollout"] = dg.MetadataValue.json(report.rollout)
     if report.errors:
         metadata["not_decided_tickets"] = dg.MetadataValue.md(
             "| ticket | reason |\n|---|---|\n" + "\n".join(f"| {t} | {e[:200]} |" for t, e in report.errors[:50]))

@@ -6,6 +6,8 @@ reads tickets; `order_lookup` needs orders, `kb_search` the knowledge base, `cus
 that finds no agent to run.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from factory_pipelines.defs.agents.assets import build_agent_asset
@@ -59,6 +61,11 @@ def why_no_agents_job(settings: Settings, defs: dg.Definitions) -> str:
     return f"{head}: " + "; ".join(f"{name} {graph_status(m, fed)}" for name, m in manifests.items())
 
 
+def suite_file(settings: Settings, manifest: AgentManifest) -> Path | None:
+    """The evaluation suite an agent's manifest names (its `stages` set a canary's share), if any."""
+    return settings.evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml" if manifest.evaluation else None
+
+
 def build(settings: Settings, upstream: dg.Definitions) -> dg.Definitions:
     """`agents/<name>` per manifest in the graph, guarded by the blocking checks of its inputs; `agents_job`
     and `agents_daily_schedule` when at least one of them is staging or production."""
@@ -66,7 +73,8 @@ def build(settings: Settings, upstream: dg.Definitions) -> dg.Definitions:
     manifests = {n: m for n, m in load_manifests(settings.manifests_dir).items() if in_graph(m, fed)}
     partitions, guards = daily_partitions(settings), check_keys(upstream)
     assets = [build_agent_asset(m, settings.manifests_dir / f"{n}.yaml", partitions, fed, guards, settings.labels_dir,
-                                settings.response_cache, settings.policies_dir) for n, m in manifests.items()]
+                                settings.response_cache, settings.policies_dir, suite_file(settings, m))
+              for n, m in manifests.items()]
     scheduled = [dg.AssetKey(["agents", m.name]) for m in manifests.values() if m.runs_on_schedule]
     if not scheduled:
         return dg.Definitions(assets=assets)

@@ -18,7 +18,12 @@ from typing import Any
 
 import dagster as dg
 
-from factory_pipelines.defs.evals.checks import gate_check_result, gate_check_spec
+from factory_pipelines.defs.evals.checks import (
+    gate_check_result,
+    gate_check_spec,
+    live_check_result,
+    live_check_spec,
+)
 from factory_pipelines.lib.config_files import ConfigError
 from factory_pipelines.resources.llm import LLMResource
 from factory_pipelines.resources.tracking import TrackingResource
@@ -270,3 +275,47 @@ def _metadata(summary: dict[str, Any]) -> dict[str, Any]:
             "gate_passed": summary["gate"]["passed"], "mlflow_experiment_id": runs["experiment_id"],
             "mlflow_comparison_run": runs["comparison_run"],
             "metrics": dg.MetadataValue.json(summary["metrics"])}
+
+
+def build_live_assets(settings: Settings, manifests: list[Any],
+                      partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """`evals/live/<agent>` for every agent with a suite: the day's live comparison of a staged challenger."""
+    return [_live_asset(settings, manifest, partitions) for manifest in manifests if manifest.evaluation is not None]
+
+
+def _live_asset(settings: Settings, manifest: Any, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["evals", "live", manifest.name])
+    suite_file = settings.evals_dir / "suites" / f"{manifest.evaluation.suite}.yaml"
+
+    @dg.asset(
+        key=key, deps=[dg.AssetKey(["agents", manifest.name])], partitions_def=partitions, group_name="evals",
+        kinds={"duckdb"}, owners=["team:ml-platform"], tags={"layer": "evals"},
+        check_specs=[live_check_spec(key, manifest.name)],
+        description=(f"The day's live comparison of {manifest.name}'s challenger in shadow or canary with the "
+                     "champion, on the same tickets (agents.decisions beside agents.shadow_decisions): agreement "
+                     "per field, escalation and denial rates, cost per ticket; judged by the suite's stages.live "
+                     "bounds and recorded in evals.live_days, where `factory promote` counts the passing days."),
+    )
+    def live_comparison(context: dg.AssetExecutionContext, tracking: TrackingResource,
+                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+        from factory_pipelines.defs.agents.assets import rollout_of
+        from factory_pipelines.lib.evals.datasets import load_suite
+        from factory_pipelines.lib.evals.rollout import Stages, judge_live, live_day, record_live_day
+
+        day, rollout = context.partition_key, rollout_of(tracking, manifest, suite_file)
+        if rollout is None:
+            return dg.MaterializeResult(metadata={"stage": "none"},
+                                        check_results=[live_check_result(manifest.name, None, [], {})])
+        bounds = (load_suite(suite_file).stages or Stages()).live
+        with warehouse.connect() as con:
+            metrics = live_day(con, manifest.name, day, rollout.stage)
+            failures = judge_live(metrics, bounds)
+            record_live_day(con, manifest.name, day, rollout, metrics, failures, context.run.run_id)
+        return dg.MaterializeResult(
+            metadata={"stage": rollout.stage, "challenger": dg.MetadataValue.json(rollout.changed()),
+                      "paired_tickets": metrics["paired"], "agreement": dg.MetadataValue.json(metrics["agreement"]),
+                      "champion": dg.MetadataValue.json(metrics["champion"]),
+                      "challenger_live": dg.MetadataValue.json(metrics["challenger"])},
+            check_results=[live_check_result(manifest.name, rollout, failures, metrics)])
+
+    return live_comparison

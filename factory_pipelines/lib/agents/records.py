@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS agents.tool_calls (
 TOOL_CALLS_GOVERNANCE = {  # columns added by the policy gate (kept as ALTERs so older warehouses upgrade in place)
     "policy_hash": "VARCHAR", "shadow_verdict": "VARCHAR", "shadow_policies": "VARCHAR[]", "cedar_request": "JSON",
     "output": "JSON"}
+SHADOW_TABLES = {  # what the other configuration of a staged day decided (and the gate said), nothing executed
+    "shadow_decisions": DECISIONS_DDL.replace("agents.decisions (", "agents.shadow_decisions (stage VARCHAR, role VARCHAR, "),
+    "shadow_tool_calls": TOOL_CALLS_DDL.replace("agents.tool_calls (", "agents.shadow_tool_calls (stage VARCHAR, role VARCHAR, "),
+}
 CACHE_DDL = """
 CREATE TABLE IF NOT EXISTS agents.model_cache (
     key VARCHAR PRIMARY KEY, model_version VARCHAR, prompt VARCHAR, result JSON,
@@ -69,10 +73,30 @@ class RunReport:
     prompt_version: str = ""
     model_version: str = ""
     first_pass: str = ""
+    rollout: dict[str, Any] = field(default_factory=dict)  # the staged challenger's part of the day, if any
 
     @property
     def not_done(self) -> list[str]:
         return [t for t, _ in self.errors]
+
+    def absorb(self, other: RunReport) -> None:
+        """Add another run's report of the same day (a canary's tickets) to this one."""
+        labelled = self.labelled + other.labelled
+        if labelled:
+            self.accuracy = {k: round((self.accuracy.get(k, 0.0) * self.labelled
+                                       + other.accuracy.get(k, 0.0) * other.labelled) / labelled, 4)
+                             for k in {*self.accuracy, *other.accuracy}}
+        for name in ("statuses", "actions", "tool_calls", "verdicts"):
+            getattr(self, name).update(getattr(other, name))
+        for name in ("tickets", "policy_alerts", "tokens_in", "tokens_out", "cost_usd", "model_calls", "cache_hits",
+                     "labelled", "wall_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.stopped = self.stopped or other.stopped
+        for name in ("prompt_version", "model_version", "first_pass"):
+            if getattr(other, name) and getattr(other, name) != getattr(self, name):
+                setattr(self, name, f"{getattr(self, name)} (canary: {getattr(other, name)})")
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -87,8 +111,11 @@ def ensure_agent_tables(con: Any) -> None:
     ensure_effect_tables(con)
     for ddl in (DECISIONS_DDL, TOOL_CALLS_DDL, CACHE_DDL):
         con.execute(ddl)
-    for column, kind in TOOL_CALLS_GOVERNANCE.items():
-        con.execute(f"ALTER TABLE agents.tool_calls ADD COLUMN IF NOT EXISTS {column} {kind}")
+    for ddl in SHADOW_TABLES.values():
+        con.execute(ddl)
+    for table in ("tool_calls", "shadow_tool_calls"):
+        for column, kind in TOOL_CALLS_GOVERNANCE.items():
+            con.execute(f"ALTER TABLE agents.{table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
@@ -106,3 +133,18 @@ def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any
                 con.unregister("new_rows")
         if also is not None:
             also(con)
+
+
+def write_shadow_results(con: Any, agent: str, partition: str, stage: str, role: str, rows: list[dict[str, Any]],
+                         tool_calls: list[dict[str, Any]]) -> None:
+    """Replace the day's shadow decisions and tool calls of the agent (a staged day; `role`: which side they are)."""
+    import pandas as pd
+
+    ensure_agent_tables(con)
+    with transaction(con):
+        for table, records in (("shadow_decisions", rows), ("shadow_tool_calls", tool_calls)):
+            con.execute(f"DELETE FROM agents.{table} WHERE agent = ? AND partition = ?", [agent, partition])
+            if records:
+                con.register("new_rows", pd.DataFrame([{**r, "stage": stage, "role": role} for r in records]))
+                con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
+                con.unregister("new_rows")

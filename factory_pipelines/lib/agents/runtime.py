@@ -122,7 +122,7 @@ class AgentRunner:
         report = RunReport(self.manifest.name, self.toolbox.partition, tickets=len(tickets),
                            prompt_version=f"{self.prompt.name}/{self.prompt.version}", model_version=self.model_version,
                            first_pass=f"{self.first_pass.uri} v{self.first_pass.version}" if self.first_pass else "")
-        started = time.perf_counter()
+        started, first_call = time.perf_counter(), len(self.toolbox.records)  # a toolbox may serve two runners
         rows = []
         for n, ticket in enumerate(tickets):
             if report.stopped:
@@ -142,8 +142,9 @@ class AgentRunner:
             except Exception as exc:  # anything else fails its ticket, so the day's calls are still written
                 rows.append(self._row(ticket, "failed", error=f"unexpected {type(exc).__name__}: {exc}"))
         report.wall_s = time.perf_counter() - started
-        report.verdicts = Counter(r["verdict"] or "error" for r in self.toolbox.records)
-        report.policy_alerts = sum(1 for r in self.toolbox.records if "cedar/error" in (r["policies"] or []))
+        calls = self.toolbox.records[first_call:]
+        report.verdicts = Counter(r["verdict"] or "error" for r in calls)
+        report.policy_alerts = sum(1 for r in calls if "cedar/error" in (r["policies"] or []))
         report.policy_hash = self.toolbox.gate.policy_hash
         self._summarize(report, rows, labels or {})
         return report, rows

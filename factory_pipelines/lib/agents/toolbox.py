@@ -216,6 +216,7 @@ class Toolbox:
     partition: str
     records: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, Implementation] = field(default_factory=dict)  # tests: a tool that raises, and so on
+    log_only: bool = False  # shadow: side effects are judged and recorded, never executed nor queued for review
 
     def call(self, tool: str, ticket_id: str, arguments: dict[str, Any], facts: TicketFacts | None = None) -> ToolResult:
         """Run one tool call through contract, budget, gate and outbox; raises ToolCallError on failure."""
@@ -259,7 +260,8 @@ class Toolbox:
             raise ToolCallError(f"{spec.name}: arguments break its input schema: {problems(exc)}") from exc
         self.budget.charge_tool_call(spec.name)
         side_effect = spec.side_effect and spec.name not in self.overrides
-        done = done_result(self.env.con, self.agent, ticket_id, spec.name, args) if side_effect else None
+        done = done_result(self.env.con, self.agent, ticket_id, spec.name, args) \
+            if side_effect and not self.log_only else None
         request = ToolRequest(self.agent, ticket_id, spec, args, facts)
         try:
             verdict = self.gate.check(request)
@@ -273,6 +275,10 @@ class Toolbox:
         record |= verdict_fields(verdict)  # kept when the tool then fails
         if verdict.decision == "deny":
             return ToolResult(spec.name, "denied", None, verdict, False)
+        if self.log_only and spec.side_effect:  # what would have happened, and nothing more
+            if verdict.decision == "allow":
+                self.budget.reserve_refund(verdict.amount_cents)  # the shadow's own budget, as if it had run
+            return ToolResult(spec.name, "ok" if verdict.decision == "allow" else "escalated", None, verdict, False)
         if verdict.decision == "escalate":
             item = self.gate.escalate(request, verdict, run_id=self.run_id, partition=self.partition)
             return ToolResult(spec.name, "escalated", {"review_item": item["item_id"], "status": item["status"]},

@@ -39,6 +39,7 @@ from factory_pipelines.lib.config_files import (
     read_mapping,
     validate_named,
 )
+from factory_pipelines.lib.evals.rollout import Stages
 
 HIGHER, LOWER = "higher", "lower"
 KNOWN_SCORERS: dict[str, str] = {  # scorer (metric) name -> which direction is better
@@ -342,6 +343,8 @@ class Suite(_Strict):
                                          description="Scorer -> allowed regression of the challenger (paired).")
     trials: int = Field(1, ge=1, description="Runs per case (more for a non-deterministic configuration).")
     budgets: SuiteBudgets
+    stages: Stages | None = Field(None, description="Live days in shadow, then canary, after the offline gate; "
+                                  "none: a passed gate promotes to champion at once.")
     root: Path = Field(Path("."), exclude=True, description="The evals folder; set by load_suite.")
 
     @field_validator("scorers")

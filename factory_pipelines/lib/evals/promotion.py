@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from factory_pipelines.lib.agents.manifests import MODEL_URI, PROMPT_URI
+from factory_pipelines.lib.evals.rollout import STAGES, Stages, live_days, stage_versions
 from factory_pipelines.lib.governance.audit.chain import AuditEvent, append, ensure_audit_log
 from factory_pipelines.lib.governance.operators import authorize
 from factory_pipelines.lib.sql import transaction
@@ -26,6 +27,7 @@ from factory_pipelines.lib.sql import transaction
 KINDS = {"prompt": "prompt", "first_pass": "model"}  # configuration key -> registry kind
 ROLE_TAG, GATE_TAG, DATASET_TAG = "eval.role", "eval.gate", "dataset_version"
 PROMOTED, REFUSED, ROLLED_BACK, FAILED = "promoted", "promotion_refused", "rolled_back", "alias_move_failed"
+STAGED, WITHDRAWN = "promotion_staged", "stage_withdrawn"  # into shadow or canary; a staged challenger taken out
 
 
 class PromotionError(RuntimeError):
@@ -190,17 +192,20 @@ class Promotion:
     gate: GateRecord | None = None
     audit_seq: int | None = None
     policies: list[str] = field(default_factory=list)
+    stage: dict[str, Any] = field(default_factory=dict)  # {from, to, days}: offline, shadow, canary, champion
 
     def payload(self) -> dict[str, Any]:
         return {"action": self.action, "agent": self.agent, "operator": self.operator, "role": self.role, "changes": self.changes,
-                "policies": self.policies, "gate": asdict(self.gate) if self.gate else None}
+                "policies": self.policies, "gate": asdict(self.gate) if self.gate else None, "stage": self.stage}
 
 
 def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: str, manifest: Any,
-            experiment_id: str | None, dataset_version: str, only: set[str] | None = None) -> Promotion:
-    """Move the challenger's aliases to champion for the agent (`only`: a subset of {"prompt", "first_pass"}),
-    when the latest gate for exactly those versions passed and the policies permit it; else PromotionRefused.
-    `con` is a writable warehouse connection (the audit log)."""
+            experiment_id: str | None, dataset_version: str, only: set[str] | None = None,
+            stages: Stages | None = None) -> Promotion:
+    """Move the challenger one stage on (`only`: a subset of {"prompt", "first_pass"}): from offline to shadow,
+    canary or champion as the suite's `stages` say, when the latest gate for exactly those versions passed, the
+    stage it leaves has its passing live days, and the policies permit it; else PromotionRefused. `con` is a
+    writable warehouse connection (the audit log, the live days)."""
     aliases = Aliases(client, where)
     current = slots(aliases, manifest)
     moving = {k: s for k, s in current.items() if s.challenger is not None and s.challenger != s.champion
@@ -216,17 +221,43 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     challenger = {**champion, **{k: s.ref(s.challenger) for k, s in moving.items()}}
     gate = latest_gate(client, experiment_id, dataset_version, champion, challenger) if experiment_id else None
     promotion.gate = gate
+    stage = next((st for st in STAGES if stage_versions(aliases, moving, st) == {k: s.challenger for k, s in
+                                                                                  moving.items()}), "offline")
+    promotion.stage = {"from": stage, "to": stages.after(stage) if stages else "champion"}
     decision, promotion.role = authorize(policies_dir, operator, "promote", manifest,
                                          {"changes": sorted(KINDS[k] for k in moving), "gate_passed": bool(gate and gate.passed)})
     promotion.policies = list(decision.policies)
-    if gate is None or not gate.passed or decision.outcome != "allow":
-        reason = _refusal(manifest.name, champion, challenger, dataset_version, gate, decision)
+    failures = gate.failures if gate else []
+    reason = _refusal(manifest.name, champion, challenger, dataset_version, gate, decision) \
+        if gate is None or not gate.passed or decision.outcome != "allow" else None
+    if reason is None and stage in STAGES and stages is not None:
+        days = live_days(con, manifest.name, stage, challenger)
+        promotion.stage["days"] = [{"day": d, "passed": ok} for d, ok, _ in days]
+        if sum(ok for _, ok, _ in days) < stages.days(stage):
+            reason = (f"{manifest.name}: {sum(ok for _, ok, _ in days)} of the {stages.days(stage)} passing {stage} "
+                      f"day(s) the suite asks for ({len(days)} live day(s) judged); run more agent days")
+            failures = [f"{d}: {'; '.join(why)}" for d, ok, why in days if not ok]
+    if reason is not None:
         _record(con, REFUSED, promotion, reason=reason)
-        raise PromotionRefused(reason, gate.failures if gate else [])
-    moves = [AliasMove(s.kind, s.name, "champion", s.challenger, s.champion) for s in moving.values()]
-    moves += [AliasMove(s.kind, s.name, "challenger", None, s.challenger) for s in moving.values()]
-    _moved_and_recorded(aliases, moves, con, PROMOTED, promotion)
+        raise PromotionRefused(reason, failures)
+    moves = _stage_moves(aliases, current, moving, promotion.stage["to"])
+    _moved_and_recorded(aliases, moves, con, PROMOTED if promotion.stage["to"] == "champion" else STAGED, promotion)
     return promotion
+
+
+def _stage_moves(aliases: Aliases, current: dict[str, Slot], moving: dict[str, Slot], target: str) -> list[AliasMove]:
+    """The alias moves that put the moving versions at `target` (a stage, or champion), clearing the other stages."""
+    if target == "champion":
+        moves = [AliasMove(s.kind, s.name, "champion", s.challenger, s.champion) for s in moving.values()]
+        moves += [AliasMove(s.kind, s.name, "challenger", None, s.challenger) for s in moving.values()]
+    else:
+        moves = [AliasMove(s.kind, s.name, target, s.challenger, aliases.get(s.kind, s.name, target))
+                 for s in moving.values()]
+    for stage in STAGES:
+        if stage != target:
+            moves += [AliasMove(current[k].kind, current[k].name, stage, None, v)
+                      for k, v in stage_versions(aliases, current, stage).items()]
+    return moves
 
 
 def _refusal(agent: str, champion: Mapping[str, str], challenger: Mapping[str, str], dataset_version: str,
@@ -283,14 +314,18 @@ def restorable(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def rollback(*, client: Any, where: str, con: Any, policies_dir: Path, operator: str, manifest: Any) -> Promotion:
-    """Restore the champion the latest promotion replaced; the demoted versions get the alias `rolled_back`
-    (not `challenger`: its passed gate must not promote it again)."""
+    """Take out a challenger in shadow or canary (the champion stays), else restore the champion the latest
+    promotion replaced; the demoted versions get the alias `rolled_back` (not `challenger`: its passed gate
+    must not promote it again)."""
+    aliases = Aliases(client, where)
+    current = slots(aliases, manifest)
+    staged_now = {stage: stage_versions(aliases, current, stage) for stage in STAGES}
+    if any(staged_now.values()):
+        return _withdraw(aliases, current, staged_now, con, policies_dir, operator, manifest)
     undo = restorable(champion_history(con, manifest.name))
     if undo is None:
         raise PromotionError(f"{manifest.name}: no earlier champion to restore: the audit log has no promotion of "
                              "this agent that was not rolled back already")
-    aliases = Aliases(client, where)
-    current = slots(aliases, manifest)
     changes = {k: {**c, "from": c["to"], "to": c["from"]} for k, c in undo["changes"].items()}
     rollback_ = Promotion("rollback", manifest.name, operator, "", changes)
     moved_outside = [f"{c['kind']} {c['name']} champion is {current[k].champion}, promotion {undo['seq']} set {c['from']}"
@@ -308,6 +343,24 @@ def rollback(*, client: Any, where: str, con: Any, policies_dir: Path, operator:
                         aliases.get(c["kind"], c["name"], "rolled_back")) for c in changes.values()]
     _moved_and_recorded(aliases, moves, con, ROLLED_BACK, rollback_)
     return rollback_
+
+
+def _withdraw(aliases: Aliases, current: dict[str, Slot], staged_now: dict[str, dict[str, int]], con: Any,
+              policies_dir: Path, operator: str, manifest: Any) -> Promotion:
+    """Remove the `shadow`/`canary` aliases: from the next agent day the champion alone decides and acts."""
+    changes = {k: {"kind": current[k].kind, "name": current[k].name, "from": v, "to": current[k].champion,
+                   "stage": stage} for stage, found in staged_now.items() for k, v in found.items()}
+    withdrawal = Promotion("withdraw", manifest.name, operator, "", changes,
+                           stage={"from": next(st for st, found in staged_now.items() if found), "to": "offline"})
+    decision, withdrawal.role = authorize(policies_dir, operator, "rollback", manifest)
+    withdrawal.policies = list(decision.policies)
+    if decision.outcome != "allow":
+        _record(con, REFUSED, withdrawal, reason=decision.reason)
+        raise PromotionRefused(f"{manifest.name}: the policies do not permit this rollback: {decision.reason}")
+    moves = [AliasMove(current[k].kind, current[k].name, stage, None, v)
+             for stage, found in staged_now.items() for k, v in found.items()]
+    _moved_and_recorded(aliases, moves, con, WITHDRAWN, withdrawal)
+    return withdrawal
 
 
 def _first_line(exc: BaseException) -> str:
