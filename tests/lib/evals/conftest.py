@@ -4,9 +4,11 @@ support agent and its real Cedar policy set, and a local MLflow store per test."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -88,3 +90,29 @@ def world_of(cases: list[dict[str, Any]]):
     return lambda: build_world(cases, kb_articles=KB, lexicon=LEXICON, fx_rates=FX)
 
 
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    """Real MLflow registries (sqlite): prompt support_triage v1 champion, v2 challenger; classifier ticket_classifier v1 champion, v2 challenger."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for n in (1, 2):
+        client.register_prompt(name="support_triage", template=f"version {n}: {{{{ticket}}}}")
+    client.set_prompt_alias("support_triage", "champion", 1)
+    client.set_prompt_alias("support_triage", "challenger", 2)
+    client.create_registered_model("ticket_classifier")
+    (tmp_path / "model").mkdir()
+    for _ in (1, 2):
+        client.create_model_version("ticket_classifier", source=str(tmp_path / "model"))
+    client.set_registered_model_alias("ticket_classifier", "champion", "1")
+    client.set_registered_model_alias("ticket_classifier", "challenger", "2")
+    return client
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield connection
+    connection.close()

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
@@ -28,34 +26,6 @@ POLICIES = PACKAGE_DIR / "policies"
 MANIFEST = load_manifest(PACKAGE_DIR / "defs" / "agents" / "manifests" / "support_triage.yaml")
 DATASET = "abc123"
 V1 = {"prompt": "support_triage/1", "first_pass": "ticket_classifier/1"}
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    """Prompt support_triage v1 champion, v2 challenger; classifier ticket_classifier v1 champion, v2 challenger."""
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    for n in (1, 2):
-        client.register_prompt(name="support_triage", template=f"version {n}: {{{{ticket}}}}")
-    client.set_prompt_alias("support_triage", "champion", 1)
-    client.set_prompt_alias("support_triage", "challenger", 2)
-    client.create_registered_model("ticket_classifier")
-    (tmp_path / "model").mkdir()
-    for _ in (1, 2):
-        client.create_model_version("ticket_classifier", source=str(tmp_path / "model"))
-    client.set_registered_model_alias("ticket_classifier", "champion", "1")
-    client.set_registered_model_alias("ticket_classifier", "challenger", "2")
-    return client
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    yield connection
-    connection.close()
 
 
 def gate(client: Any, challenger: dict[str, str], passed: bool, failures: list[str] | None = None,
