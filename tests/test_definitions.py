@@ -19,6 +19,7 @@ EXPECTED_ASSETS = {
     "registry/prompt_versions": "registry", "models/ticket_classifier": "models",
     "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
     "governance/review_actions": "governance", "evals/support_triage": "evals", "evals/knowledge_gap": "evals",
+    "evals/live/support_triage": "evals", "evals/live/knowledge_gap": "evals",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
@@ -26,6 +27,7 @@ EXPECTED_CHECKS = {
     *(f"staging/{s}:contract_staging_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
     "governance/review_actions:audit_log_verified",
     "evals/support_triage:promotion_gate_support_triage", "evals/knowledge_gap:promotion_gate_knowledge_gap",
+    "evals/live/support_triage:live_gate_support_triage", "evals/live/knowledge_gap:live_gate_knowledge_gap",
 }
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")  # FACTORY_START_DATE
 
@@ -62,6 +64,18 @@ def test_evaluations_sit_downstream_of_the_registries_and_gate_promotion(setting
     evals = defs.resolve_job_def("evals_job")
     assert {k.to_user_string() for k in evals.asset_layer.executable_asset_keys} == {
         "evals/support_triage", "evals/knowledge_gap"}
+
+
+def test_live_comparisons_follow_each_agent_day(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["evals", "live", "support_triage"]))
+    assert {k.to_user_string() for k in node.parent_keys} == {"agents/support_triage"} and node.partitions_def == DAYS
+    (spec,) = defs.resolve_assets_def(node.key).check_specs
+    assert spec.name == "live_gate_support_triage"
+    live = defs.resolve_job_def("live_evals_job")
+    assert {k.to_user_string() for k in live.asset_layer.executable_asset_keys} == {
+        "evals/live/support_triage", "evals/live/knowledge_gap"}
+    assert defs.resolve_schedule_def("live_evals_daily_schedule").cron_schedule == "0 5 * * *"
 
 
 def test_agent_runs_sit_downstream_of_features_checks_prompts_and_the_classifier(settings: Settings) -> None:
