@@ -88,10 +88,10 @@ def value_confidence(content: str, tokens: list[dict[str, Any]], data: dict[str,
     Weak, but the model's own, and free: it needs no second call.
 
     Tokens are matched to the answer's characters by their text; a field whose value is not found, or whose
-    tokens do not spell the content (trailing whitespace the server trimmed is fine), gets no confidence rather than a wrong one."""
+    tokens do not spell the content, gets no confidence rather than a wrong one."""
     import math
 
-    if not data or not tokens or not "".join(str(t.get("token", "")) for t in tokens).startswith(content):
+    if not data or not tokens or "".join(str(t.get("token", "")) for t in tokens) != content:
         return {}
     starts, at = [], 0
     for token in tokens:
