@@ -234,16 +234,16 @@ def day_toolbox(context: dg.AssetExecutionContext, manifest: AgentManifest, poli
 
 def rollout_of(tracking: TrackingResource, manifest: AgentManifest, suite_file: Path | None) -> Any:
     """The challenger in shadow or canary for this agent (aliases `shadow`/`canary`), or None."""
+    from dataclasses import replace
+
     from factory_pipelines.lib.evals.datasets import load_suite
     from factory_pipelines.lib.evals.promotion import Aliases, slots
     from factory_pipelines.lib.evals.rollout import staged
 
     aliases = Aliases(tracking.client(), tracking.tracking_uri)
-    current = slots(aliases, manifest)
-    rollout = staged(aliases, current, None)
-    if rollout is None or rollout.stage != "canary" or suite_file is None:
-        return rollout
-    return staged(aliases, current, load_suite(suite_file).stages)
+    rollout = staged(aliases, slots(aliases, manifest), None)
+    stages = load_suite(suite_file).stages if rollout and rollout.stage == "canary" and suite_file else None
+    return replace(rollout, share=stages.canary_share) if stages else rollout  # the suite's share, not the default
 
 
 def run_staged(context: dg.AssetExecutionContext, tracking: TrackingResource, policy_engine: PolicyEngineResource,

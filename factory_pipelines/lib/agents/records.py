@@ -121,16 +121,11 @@ def ensure_agent_tables(con: Any) -> None:
 def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
                   also: Callable[[Any], None] | None = None) -> None:
     """Replace the day's decisions of the agent and append its tool calls; `also(con)` runs in the same commit."""
-    import pandas as pd
-
     ensure_agent_tables(con)
     with transaction(con):
         con.execute("DELETE FROM agents.decisions WHERE agent = ? AND partition = ?", [agent, partition])
         for table, records in (("decisions", rows), ("tool_calls", tool_calls)):
-            if records:
-                con.register("new_rows", pd.DataFrame(records))
-                con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
-                con.unregister("new_rows")
+            _insert(con, table, records)
         if also is not None:
             also(con)
 
@@ -138,13 +133,18 @@ def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any
 def write_shadow_results(con: Any, agent: str, partition: str, stage: str, role: str, rows: list[dict[str, Any]],
                          tool_calls: list[dict[str, Any]]) -> None:
     """Replace the day's shadow decisions and tool calls of the agent (a staged day; `role`: which side they are)."""
-    import pandas as pd
-
     ensure_agent_tables(con)
     with transaction(con):
         for table, records in (("shadow_decisions", rows), ("shadow_tool_calls", tool_calls)):
             con.execute(f"DELETE FROM agents.{table} WHERE agent = ? AND partition = ?", [agent, partition])
-            if records:
-                con.register("new_rows", pd.DataFrame([{**r, "stage": stage, "role": role} for r in records]))
-                con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
-                con.unregister("new_rows")
+            _insert(con, table, [{**r, "stage": stage, "role": role} for r in records])
+
+
+def _insert(con: Any, table: str, records: list[dict[str, Any]]) -> None:
+    """Append records to `agents.<table>` by column name (none: nothing to do)."""
+    import pandas as pd
+
+    if records:
+        con.register("new_rows", pd.DataFrame(records))
+        con.execute(f"INSERT INTO agents.{table} BY NAME SELECT * FROM new_rows")
+        con.unregister("new_rows")

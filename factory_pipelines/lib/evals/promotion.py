@@ -233,8 +233,9 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     if reason is None and stage in STAGES and stages is not None:
         days = live_days(con, manifest.name, stage, challenger)
         promotion.stage["days"] = [{"day": d, "passed": ok} for d, ok, _ in days]
-        if sum(ok for _, ok, _ in days) < stages.days(stage):
-            reason = (f"{manifest.name}: {sum(ok for _, ok, _ in days)} of the {stages.days(stage)} passing {stage} "
+        passed = sum(ok for _, ok, _ in days)
+        if passed < stages.days(stage):
+            reason = (f"{manifest.name}: {passed} of the {stages.days(stage)} passing {stage} "
                       f"day(s) the suite asks for ({len(days)} live day(s) judged); run more agent days")
             failures = [f"{d}: {'; '.join(why)}" for d, ok, why in days if not ok]
     if reason is not None:

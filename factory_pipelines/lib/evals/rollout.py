@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from factory_pipelines.lib.sql import transaction
+from factory_pipelines.lib.sql import table_exists, transaction
 
 STAGES = ("shadow", "canary")
 FIELDS = ("category", "priority", "action")  # compared when both sides decided them
@@ -193,9 +193,7 @@ def record_live_day(con: Any, agent: str, day: str, rollout: Rollout, metrics: d
 
 def live_days(con: Any, agent: str, stage: str, challenger: dict[str, str]) -> list[tuple[str, bool, list[str]]]:
     """(day, passed, failures) of every live day recorded for this stage and these challenger versions."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'evals' "
-                         "AND table_name = 'live_days'").fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "evals", "live_days"):
         return []
     rows = con.execute("SELECT strftime(partition, '%Y-%m-%d'), passed, failures FROM evals.live_days WHERE "
                        "agent = ? AND stage = ? AND challenger = ? ORDER BY partition",
