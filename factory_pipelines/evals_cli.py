@@ -41,6 +41,12 @@ def evaluate_agent(
         "unless a version has the same content."))] = None,
     model_version: Annotated[int | None, typer.Option(help="Challenger: this version of the first-pass "
                                                            "classifier.")] = None,
+    provider: Annotated[str | None, typer.Option(help=(
+        "Challenger: the champion's prompt and classifier on this provider (a name under the manifest's "
+        "model_alternatives): provider parity. Not promotable: a provider is chosen in the manifest."))] = None,
+    sweep: Annotated[bool, typer.Option(help=(
+        "Instead of a comparison: evaluate the champion over the suite's grid of routing thresholds and log "
+        "the cost-versus-accuracy frontier to MLflow."))] = False,
     trials: Annotated[int | None, typer.Option(min=1, help="Runs per case (default: the suite's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     check: Annotated[bool, typer.Option(help="Exit 1 when the promotion gate fails.")] = False,
@@ -58,10 +64,18 @@ def evaluate_agent(
     )
 
     settings = get_settings()
+    if provider is not None and promote:
+        _fail(f"--provider {provider} cannot be promoted: promotion moves registry aliases, and a provider is chosen "
+              f"in the manifest (set `model:` in {agent}'s manifest to switch)")
     resources = _resources(settings)
+    if sweep:
+        from factory_pipelines.sweep_cli import run_sweep
+
+        run_sweep(settings, resources, agent, as_json=as_json)
+        return
     try:
         result = compare(settings, resources["tracking"], resources["llm"], agent,
-                         ChallengerChoice(prompt_version, prompt_alias, model_version), trials=trials,
+                         ChallengerChoice(prompt_version, prompt_alias, model_version, provider), trials=trials,
                          prompt_file=prompt_file, warehouse=resources["warehouse"], status=console.status)
     except AlreadyChampion as exc:  # not a mistake: a file promoted before, evaluated again (make run twice)
         console.print(f"[yellow]{escape(str(exc))}[/yellow]", highlight=False)
@@ -180,7 +194,7 @@ def _print(summary: dict[str, Any], gate: Any) -> None:
     champion, challenger = summary["metrics"]["champion"], summary["metrics"]["challenger"]
     table = Table(title=f"{summary['agent']} on {summary['suite']} ({summary['cases']} cases x {summary['trials']} "
                         f"trial(s), dataset {summary['dataset_version']}): champion {summary['champion']['prompt']} "
-                        f"vs challenger {summary['challenger']['prompt']}")
+                        f"vs challenger {summary['challenger']['prompt']}{_on(summary)}")
     for column in ("metric", "champion", "challenger", "difference [95% interval]", "flipped", "verdict"):
         table.add_column(column)
     comparisons = gate.comparisons
@@ -198,16 +212,28 @@ def _print(summary: dict[str, Any], gate: Any) -> None:
         if c.broken:
             shown = ", ".join(c.broken[:FLIPS_SHOWN]) + (" …" if len(c.broken) > FLIPS_SHOWN else "")
             console.print(f"{metric}: broken by the challenger: {shown}")
+    for name, cases in summary.get("decisions_differ", {}).items():
+        shown = ", ".join(cases[:FLIPS_SHOWN]) + (" …" if len(cases) > FLIPS_SHOWN else "")
+        console.print(f"{name}: decided differently in {len(cases)} case(s): {shown}", highlight=False)
     runs = summary["mlflow"]
     console.print(f"MLflow (`make mlflow-ui`): experiment {runs['experiment_id']}, dataset {runs['dataset']}, runs "
                   f"champion {runs['champion_run']}, challenger {runs['challenger_run']}, comparison "
                   f"{runs['comparison_run']} (select the two evaluation runs, Compare)", highlight=False)
+    if not summary.get("promotable", True):
+        console.print("provider parity: not promotable by alias (a provider is chosen in the manifest; set its "
+                      "`model:` to switch)", highlight=False)
     if gate.passed:
         console.print("[green]promotion gate passed[/green]: the challenger may replace the champion")
     else:
         console.print("[red]promotion gate failed[/red]:")
         for failure in gate.failures:
             console.print(f"  - {escape(failure)}", highlight=False)
+
+
+def _on(summary: dict[str, Any]) -> str:
+    """" on <provider>" when the two sides ran on different providers (provider parity)."""
+    mine, theirs = summary["champion"].get("provider"), summary["challenger"].get("provider")
+    return f" (champion on {mine}, challenger on {theirs})" if mine != theirs else ""
 
 
 def _fmt(value: float | None) -> str:

@@ -46,3 +46,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield directory
     _local_server.cache_clear()  # free llama.cpp inside the test run: its shutdown logs stay captured
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def llama_server(model_dir: Path) -> Iterator[object]:
+    """llama.cpp's OpenAI-compatible HTTP server over the shipped GGUF on a free loopback port, once per session
+    (`.base_url` is what a manifest's `base_url` takes)."""
+    from factory_pipelines.lib.agents.models.llama_server import serve_gguf
+    from factory_pipelines.lib.agents.models.providers import local_model_path
+
+    with serve_gguf(local_model_path(model_dir)) as server:
+        yield server

@@ -50,10 +50,11 @@ class ChallengerChoice:
     prompt_version: int | None = None
     prompt_alias: str | None = None
     model_version: int | None = None
+    provider: str | None = None  # a name under the manifest's model_alternatives: provider parity
 
     @property
     def named(self) -> bool:
-        return any(v is not None for v in (self.prompt_version, self.prompt_alias, self.model_version))
+        return any(v is not None for v in (self.prompt_version, self.prompt_alias, self.model_version, self.provider))
 
 
 @dataclass
@@ -98,6 +99,10 @@ def challenger_of(tracking: TrackingResource, manifest: Any, choice: ChallengerC
 
     if choice.prompt_version is not None and choice.prompt_alias is not None:
         raise EvaluationSetupError("give --prompt-version or --prompt-alias, not both")
+    if choice.provider is not None and any(v is not None for v in (choice.prompt_version, choice.prompt_alias,
+                                                                    choice.model_version)):
+        raise EvaluationSetupError("--provider evaluates the champion's prompt and classifier on another provider: "
+                                   "give it alone (one change at a time)")
     if choice.model_version is not None and not manifest.decision.first_pass:
         raise EvaluationSetupError(f"{manifest.name} has no first-pass classifier (decision.first_pass)")
     name = manifest.prompt_name
@@ -134,9 +139,20 @@ def register_prompt_file(tracking: TrackingResource, warehouse: WarehouseResourc
     return int(synced["version"])
 
 
+def with_provider(settings: Settings, manifest: Any, name: str | None) -> Any:
+    """The manifest with `model` replaced by its alternative `name` (None: as it is)."""
+    if name is None:
+        return manifest
+    if name not in manifest.model_alternatives:
+        known = ", ".join(sorted(manifest.model_alternatives)) or "none"
+        raise EvaluationSetupError(f"{settings.manifests_dir / (manifest.name + '.yaml')}: no model_alternatives."
+                                   f"{name} (the manifest declares: {known})")
+    return manifest.model_copy(update={"model": manifest.model_alternatives[name]})
+
+
 def configuration(settings: Settings, tracking: TrackingResource, llm: LLMResource, manifest: Any, label: str,
-                  prompt_uri: str | None, classifier_version: int | None) -> Any:
-    """The manifest with the prompt and classifier named, resolved from the MLflow registries."""
+                  prompt_uri: str | None, classifier_version: int | None, provider: str | None = None) -> Any:
+    """The manifest with the prompt, classifier and provider named, resolved from the MLflow registries."""
     from factory_pipelines.defs.agents.assets import resolve_first_pass
     from factory_pipelines.lib.agents.manifests import MODEL_URI
     from factory_pipelines.lib.agents.models.prompts import PromptError, load_registered_prompt
@@ -153,9 +169,13 @@ def configuration(settings: Settings, tracking: TrackingResource, llm: LLMResour
         first_pass = resolve_first_pass(tracking, first_pass_uri) if first_pass_uri else None
     except (PromptError, dg.Failure) as exc:
         raise EvaluationSetupError(f"{label}: {getattr(exc, 'description', None) or exc}") from exc
-    provider = llm.provider(manifest.model)
-    return AgentConfiguration(label, manifest, prompt, provider, model_version(provider), rules=rules,
-                              replies=replies, first_pass=first_pass, reply_prompt=reply_prompt)
+    manifest = with_provider(settings, manifest, provider)
+    chat, escalate = llm.provider(manifest.model), manifest.decision.escalate_model
+    escalate_provider = llm.provider(escalate) if escalate is not None else None
+    return AgentConfiguration(label, manifest, prompt, chat, model_version(chat), rules=rules,
+                              replies=replies, first_pass=first_pass, reply_prompt=reply_prompt,
+                              escalate_provider=escalate_provider,
+                              escalate_model_version=model_version(escalate_provider) if escalate_provider else "")
 
 
 def suite_parts(settings: Settings, manifest: Any, suite: Any, cases: list[dict[str, Any]],
@@ -186,7 +206,7 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
             status: Callable[[str], AbstractContextManager[Any]] = lambda _: nullcontext()) -> Comparison:
     """Champion vs challenger of `agent` on its suite, logged to MLflow; `status(text)` wraps the long part."""
     from factory_pipelines.lib.evals.evaluate import compare_evaluations, evaluate_logged, register_cases
-    from factory_pipelines.lib.evals.promotion import comparison_tags
+    from factory_pipelines.lib.evals.promotion import ROLE_TAG, comparison_tags
     from factory_pipelines.lib.evals.tracking import log_comparison
     from factory_pipelines.lib.governance.operators import authorize
 
@@ -204,7 +224,8 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
     experiment_id = tracking.activate(experiment_name(agent))
     champion = configuration(settings, tracking, llm, manifest, "champion", None, None)
     prompt_uri, model_version = challenger_of(tracking, manifest, choice)
-    challenger = configuration(settings, tracking, llm, manifest, "challenger", prompt_uri, model_version)
+    challenger = configuration(settings, tracking, llm, manifest, "challenger", prompt_uri, model_version,
+                               choice.provider)
     if challenger.versions == champion.versions:
         raise AlreadyChampion(f"{agent}: the challenger ({', '.join(champion.versions.values())}) is the champion "
                               "already: nothing to compare")
@@ -223,14 +244,31 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
     comparison_run = log_comparison(
         f"{agent} champion vs challenger", runs["champion"], runs["challenger"], gate.summary(),
         experiment_id=experiment_id,
-        tags={**tags, **comparison_tags(champion.versions, challenger.versions, gate.passed)})
+        tags={**tags, **comparison_tags(champion.versions, challenger.versions, gate.passed),
+              **({ROLE_TAG: "provider_parity"} if choice.provider else {})})  # never a gate `factory promote` finds
     summary = {"agent": agent, "suite": suite.name, "dataset": str(dataset.path), "dataset_version": dataset.version,
                "cases": len(cases), "trials": k, "champion": {**champion.params, **champion.versions},
                "challenger": {**challenger.params, **challenger.versions},
                "metrics": {label: r.metrics for label, r in results.items()}, "gate": gate.summary(),
+               "decisions_differ": decisions_differ(results["champion"], results["challenger"]),
+               "promotable": choice.provider is None,
                "mlflow": {"experiment_id": experiment_id, "dataset": registered.name, **{f"{label}_run": run_id
                           for label, run_id in runs.items()}, "comparison_run": comparison_run}}
     return Comparison(summary, gate)
+
+
+def decisions_differ(champion: Any, challenger: Any) -> dict[str, list[str]]:
+    """Per decision field, the cases whose first trial the two sides decided differently (right or wrong)."""
+    from factory_pipelines.lib.evals.scorers import DECISION_FIELDS
+
+    first = {o.case_id: o for o in champion.outcomes if o.trial == 0}
+    differ: dict[str, list[str]] = {}
+    for other in (o for o in challenger.outcomes if o.trial == 0):
+        mine = first[other.case_id].decision
+        for name in DECISION_FIELDS:
+            if (name in mine or name in other.decision) and mine.get(name) != other.decision.get(name):
+                differ.setdefault(name, []).append(other.case_id)
+    return differ
 
 
 def build_eval_assets(settings: Settings, manifests: list[Any], after: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:

@@ -81,6 +81,12 @@ class Decision(_Strict):
     model_below_confidence: float = Field(
         0.5, ge=0, le=1.01, description="First-pass fields less sure than this are asked of the model; 0 never, "
         "above 1 always.")
+    escalate_model: ModelConfig | None = Field(
+        None, description="The cascade's last tier: a bigger model (an OpenAI-compatible endpoint) asked for the "
+        "fields the agent's model is still unsure of. None: the agent's model has the last word.")
+    escalate_below_confidence: float = Field(
+        0.5, ge=0, le=1.01, description="Fields the agent's model wrote with a probability below this (its "
+        "logprob of the label's first token) go to escalate_model; 0 never, above 1 always.")
 
     @field_validator("first_pass")
     @classmethod
@@ -126,6 +132,9 @@ class AgentManifest(_Strict):
     decision: Decision = Field(default_factory=Decision)
     actions: list[Action] = Field(default_factory=list, description="Tool calls after deciding, in order.")
     reply: Reply | None = None
+    model_alternatives: dict[SnakeName, ModelConfig] = Field(
+        default_factory=dict, description="Other providers the agent can be evaluated on (`factory eval AGENT "
+        "--provider NAME`, provider parity); the agent runs `model`, switching is an edit of this file.")
 
     @field_validator("prompt")
     @classmethod

@@ -72,6 +72,18 @@ def passages_text(passages: list[dict[str, Any]]) -> str:
     return "\n".join(f'[{p["article_id"]}] {p["title"]}: "{p["text"][:400]}"' for p in passages) or "(none found)"
 
 
+def _charge_tier(tiers: dict[str, dict[str, float]], tier: str, result: ChatResult, uncached: ChatResult) -> None:
+    """A call's share of its tier: calls, cost paid, and the cost and latency it would have had with no cache
+    hit (what a routing sweep compares: the cache makes repeated grid points free, not cheap)."""
+    spent = tiers.setdefault(tier, {"calls": 0, "cost_usd": 0.0, "latency_s": 0.0, "uncached_cost_usd": 0.0,
+                                    "uncached_latency_s": 0.0})
+    spent["calls"] += 1
+    spent["latency_s"] = round(spent["latency_s"] + result.latency_s, 6)
+    spent["cost_usd"] = round(spent["cost_usd"] + result.cost_usd, 8)
+    spent["uncached_cost_usd"] = round(spent["uncached_cost_usd"] + uncached.cost_usd, 8)
+    spent["uncached_latency_s"] = round(spent["uncached_latency_s"] + uncached.latency_s, 6)
+
+
 CONTEXT_ARGS = {  # how a read tool gets its arguments from a ticket; None: nothing to look up
     "customer_features": lambda f: {"customer_id": f.customer_id, "ticket_id": f.ticket_id} if f.customer_id else None,
     "kb_search": lambda f: {"query": f.text[:2000], "k": 3} if f.text.strip() else None,
@@ -95,6 +107,8 @@ class AgentRunner:
     use_cache: bool = True
     trace_tags: dict[str, str] = field(default_factory=dict)
     feature_names: list[str] = field(default_factory=list)
+    escalate_provider: ChatProvider | None = None  # the cascade's last tier (manifest decision.escalate_model)
+    escalate_model_version: str = ""
     _scores: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def check_prompts(self, ticket_columns: list[str]) -> None:
@@ -156,7 +170,7 @@ class AgentRunner:
 
         started = time.perf_counter()
         tid = str(ticket["ticket_id"])
-        usage = {"model_calls": 0, "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+        usage = {"model_calls": 0, "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "tiers": {}}
         with mlflow.start_span(name=f"{self.manifest.name} {tid}", span_type=SpanType.AGENT) as root:
             root.set_inputs({"ticket_id": tid, "subject": ticket.get("subject"), "channel": ticket.get("channel")})
             mlflow.update_current_trace(tags={**self.trace_tags, "ticket_id": tid})
@@ -206,13 +220,30 @@ class AgentRunner:
         if ask:
             pinned = {k: v for k, v in decision.items() if k not in ask and k in enums}
             open_choices = {f: top[f] for f in ask if f in top}
-            answer, truncated = self._ask(tid, facts, narrowed(schema, pinned, open_choices), self.prompt, usage)
+            answer, truncated, sure = self._ask(tid, facts, narrowed(schema, pinned, open_choices), self.prompt, usage)
             decision |= {f: answer[f] for f in ask if f in answer}
             decided_by |= {f: "model" for f in ask if f in answer}
+            unsure = self._unsure([f for f in ask if f in answer and f in enums], sure)
+            if unsure:
+                pinned = {k: v for k, v in decision.items() if k not in unsure and k in enums}
+                answer, _, _ = self._ask(tid, facts, narrowed(schema, pinned, {}), self.prompt, usage,
+                                         tier="escalated_model")
+                decision |= {f: answer[f] for f in unsure if f in answer}
+                decided_by |= {f: "escalated_model" for f in unsure if f in answer}
         final, fired_after = apply_rules(self.rules, facts, decision, enums)
         decision |= final
         decided_by |= {k: "rule" for k in final}
         return decision, decided_by, list(dict.fromkeys(fired + fired_after)), truncated
+
+    def _unsure(self, fields: list[str], confidence: dict[str, float]) -> list[str]:
+        """The model's fields for the escalation tier: those it wrote with a probability (logprob of the label's
+        first token, `providers.value_confidence`) below `escalate_below_confidence`. A field with no
+        probability (a provider that returns no logprobs, or a cached answer from before) counts as sure: the
+        expensive tier is paid for on evidence, not by default. No tier configured: none."""
+        if self.escalate_provider is None:
+            return []
+        threshold = self.manifest.decision.escalate_below_confidence
+        return [f for f in fields if confidence.get(f, 1.0) < threshold]
 
     def _gather(self, tool: str, facts: TicketFacts) -> None:
         """One context tool's answer into the facts (nothing when it was not called, denied or empty)."""
@@ -281,24 +312,32 @@ class AgentRunner:
         return values, truncated
 
     def _ask(self, tid: str, facts: TicketFacts, schema: dict[str, Any], prompt: ResolvedPrompt,
-             usage: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        window = getattr(self.provider, "n_ctx", None) or self.manifest.model.context_window
-        budget_chars = max(200, (window - self.manifest.model.max_tokens - 64) * CHARS_PER_TOKEN)
+             usage: dict[str, Any], tier: str = "model") -> tuple[dict[str, Any], bool, dict[str, float]]:
+        """One structured question to the tier's model: its answer, whether the prompt was cut, its confidences."""
+        provider, config, _ = self._tier(tier)
+        window = getattr(provider, "n_ctx", None) or config.context_window
+        budget_chars = max(200, (window - config.max_tokens - 64) * CHARS_PER_TOKEN)
         values, truncated = self._variables(facts, prompt, budget_chars)
         messages = [{"role": "user", "content": prompt.render(values)}]
-        result = self._chat(messages, schema, prompt, usage)
+        result = self._chat(messages, schema, prompt, usage, tier)
         if result.data is None:
             raise SchemaViolation(f"{result.provider}/{result.model}: no structured answer for ticket {tid}")
-        return result.data, truncated
+        return result.data, truncated, result.confidence
+
+    def _tier(self, tier: str) -> tuple[ChatProvider, Any, str]:
+        """The provider, model configuration and model version of a cascade tier (`model`, `escalated_model`)."""
+        if tier == "escalated_model" and self.escalate_provider is not None:
+            return self.escalate_provider, self.manifest.decision.escalate_model, self.escalate_model_version
+        return self.provider, self.manifest.model, self.model_version
 
     def _chat(self, messages: list[dict[str, str]], schema: dict[str, Any], prompt: ResolvedPrompt,
-              usage: dict[str, Any]) -> ChatResult:
+              usage: dict[str, Any], tier: str = "model") -> ChatResult:
         """One model call: budget, cache, provider, span. A provider failure stops the run."""
         import mlflow
         from mlflow.entities import SpanType
 
-        model = self.manifest.model
-        key = hashlib.sha256(canonical({"model": self.model_version, "prompt": f"{prompt.name}/{prompt.version}",
+        provider, model, model_version = self._tier(tier)
+        key = hashlib.sha256(canonical({"model": model_version, "prompt": f"{prompt.name}/{prompt.version}",
                                         "messages": messages, "schema": schema, "temperature": model.temperature,
                                         "seed": model.seed, "max_tokens": model.max_tokens}).encode()).hexdigest()
         self.toolbox.budget.check_model_call()
@@ -306,12 +345,13 @@ class AgentRunner:
             span.set_inputs({"messages": messages})
             cached = self.con.execute("SELECT result FROM agents.model_cache WHERE key = ?", [key]).fetchone() \
                 if self.use_cache else None
-            if cached is not None:
-                result = ChatResult.model_validate_json(cached[0]).model_copy(update={"cost_usd": 0.0, "latency_s": 0.0})
+            uncached = ChatResult.model_validate_json(cached[0]) if cached is not None else None
+            if uncached is not None:
+                result = uncached.model_copy(update={"cost_usd": 0.0, "latency_s": 0.0})
                 usage["cache_hits"] += 1
             else:
                 try:
-                    result = self.provider.chat(messages, schema=schema, temperature=model.temperature,
+                    result = provider.chat(messages, schema=schema, temperature=model.temperature,
                                                 seed=model.seed, max_tokens=model.max_tokens)
                 except SchemaViolation:
                     raise
@@ -320,10 +360,11 @@ class AgentRunner:
                     raise ProviderDown(str(exc)) from exc
                 if self.use_cache:
                     self.con.execute("INSERT OR REPLACE INTO agents.model_cache (key, model_version, prompt, result) "
-                                     "VALUES (?, ?, ?, ?)", [key, self.model_version, f"{prompt.name}/{prompt.version}",
+                                     "VALUES (?, ?, ?, ?)", [key, model_version, f"{prompt.name}/{prompt.version}",
                                                              result.model_dump_json()])
             span.set_outputs({"content": result.content})
-            span.set_attributes({"provider": result.provider, "model": result.model, "model_version": self.model_version,
+            span.set_attributes({"provider": result.provider, "model": result.model, "model_version": model_version,
+                                 "tier": tier, "confidence": result.confidence,
                                  "prompt": prompt.name, "prompt_version": prompt.version,
                                  "tokens_in": result.prompt_tokens, "tokens_out": result.completion_tokens,
                                  "latency_s": result.latency_s, "cost_usd": result.cost_usd,
@@ -333,13 +374,14 @@ class AgentRunner:
         usage["tokens_in"] += result.prompt_tokens
         usage["tokens_out"] += result.completion_tokens
         usage["cost_usd"] += result.cost_usd
+        _charge_tier(usage["tiers"], tier, result, uncached or result)
         return result
 
     def _reply(self, tid: str, facts: TicketFacts, usage: dict[str, Any]) -> dict[str, Any]:
         """A reply citing the retrieved passages: a prompt with a capable model, else a template."""
         retrieved = list(facts.retrieval.get("ids", []))
         if self.reply_prompt is not None and self.manifest.model.provider != "local" and not facts.held:
-            answer, _ = self._ask(tid, facts, self.reply_prompt.response_schema, self.reply_prompt, usage)
+            answer, _, _ = self._ask(tid, facts, self.reply_prompt.response_schema, self.reply_prompt, usage)
             return {"body": answer["body"], "cited": [c for c in answer.get("cited_article_ids", []) if c in retrieved]}
         cited = retrieved[:2]
         templates = self.reply_templates or {}
@@ -366,7 +408,8 @@ class AgentRunner:
             "first_pass_model": f"{self.first_pass.uri} (v{self.first_pass.version})" if self.first_pass else None,
             "model_calls": values.get("model_calls", 0), "cache_hits": values.get("cache_hits", 0),
             "tokens_in": values.get("tokens_in", 0), "tokens_out": values.get("tokens_out", 0),
-            "cost_usd": round(values.get("cost_usd", 0.0), 8), "latency_s": round(values.get("latency_s", 0.0), 6),
+            "cost_usd": round(values.get("cost_usd", 0.0), 8), "tier_costs": json.dumps(values.get("tiers", {})),
+            "latency_s": round(values.get("latency_s", 0.0), 6),
             "truncated": values.get("truncated", False), "error": error[:1000] or None,
             "trace_id": values.get("trace_id"), "run_id": self.toolbox.run_id, "decided_at": datetime.now(UTC),
         }

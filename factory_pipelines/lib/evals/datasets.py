@@ -329,6 +329,21 @@ class SuiteBudgets(_Strict):
     max_latency_p95_s: float = Field(gt=0, description="95th percentile of the per-ticket latency, seconds.")
 
 
+ThresholdValue = Annotated[float, Field(ge=0, le=1.01)]
+DEFAULT_SWEEP = {"model_below_confidence": (0.0, 0.3, 0.45, 0.6, 0.8, 1.01),
+                 "escalate_below_confidence": (0.0, 0.2, 0.5, 0.8, 1.01)}
+
+
+class SweepGrid(_Strict):
+    """The routing thresholds `factory eval --sweep` tries (each in [0, 1.01]: 0 never asks the next tier,
+    above 1 always does); every combination is one point of the frontier."""
+
+    model_below_confidence: list[ThresholdValue] = Field(
+        default_factory=lambda: list(DEFAULT_SWEEP["model_below_confidence"]), min_length=1)
+    escalate_below_confidence: list[ThresholdValue] = Field(
+        default_factory=lambda: list(DEFAULT_SWEEP["escalate_below_confidence"]), min_length=1)
+
+
 class Suite(_Strict):
     """`evals/suites/<name>.yaml`. Paths (`dataset`, `kb`) are relative to the evals folder (the suites' parent)."""
 
@@ -345,6 +360,7 @@ class Suite(_Strict):
     budgets: SuiteBudgets
     stages: Stages | None = Field(None, description="Live days in shadow, then canary, after the offline gate; "
                                   "none: a passed gate promotes to champion at once.")
+    sweep: SweepGrid = Field(default_factory=SweepGrid, description="The routing thresholds --sweep evaluates.")
     root: Path = Field(Path("."), exclude=True, description="The evals folder; set by load_suite.")
 
     @field_validator("scorers")

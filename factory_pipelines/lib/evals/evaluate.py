@@ -45,9 +45,11 @@ class Evaluation:
 
 def evaluate(cases: Sequence[Mapping[str, Any]], configuration: AgentConfiguration, governance: Governance,
              new_world: Callable[[], EvalWorld], scorers: Mapping[str, CaseScorer], *, trials: int = 1,
-             trace_tags: Mapping[str, str] | None = None) -> Evaluation:
-    """Decide every case `trials` times with `configuration` and score each outcome."""
-    outcomes = run_cases(list(cases), configuration, governance, new_world, trials=trials, trace_tags=trace_tags)
+             trace_tags: Mapping[str, str] | None = None, model_cache: dict[str, Any] | None = None) -> Evaluation:
+    """Decide every case `trials` times with `configuration` and score each outcome (`model_cache`: see
+    `harness.run_cases`)."""
+    outcomes = run_cases(list(cases), configuration, governance, new_world, trials=trials, trace_tags=trace_tags,
+                         model_cache=model_cache)
     by_id = {str(c["id"]): c["expectations"] for c in cases}
     outputs = [o.as_dict() for o in outcomes]
     expectations = [by_id[o.case_id] for o in outcomes]
