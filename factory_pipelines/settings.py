@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         default_factory=lambda: _login_name(), description="Who runs the operator commands (eval, promote, rollback): "
         "the Cedar principal Operator, its role from policies/operators.yaml; default the login name.")
 
+    # Alerts: every failed asset check becomes a row of alerts.check_failures; optionally POSTed to a webhook.
+    alert_webhook_url: str = Field("", description="Where failed-check alerts are POSTed as JSON (http or https); "
+                                   "empty: alerts are only recorded in the warehouse.")
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 signature of each body (header X-Factory-Signature: sha256=<hex>).")
+    alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one webhook POST.")
+    alert_webhook_attempts: int = Field(3, ge=1, le=10, description="POSTs of one alert per sensor tick before it "
+                                        "is left as failed (the next tick tries again).")
+
     # Feature freshness: features older than this are stale for agents.
     feature_ttl_days: int = Field(30, ge=1)
 
@@ -173,6 +182,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, key, value)
         if self.start_date > self.end_date:
             raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
+            raise ValueError("alert_webhook_url must be an http:// or https:// URL")
         if self.feast_online_store == "redis" and not self.feast_redis_url:
             raise ValueError("feast_online_store=redis needs FACTORY_FEAST_REDIS_URL")
         return self
