@@ -107,3 +107,59 @@ def test_factory_eval_compares_two_prompt_versions_case_by_case(tmp_path: Path, 
             missing.output.split())
     finally:
         get_settings.cache_clear()
+
+
+def with_alternative(manifests: Path, base_url: str) -> None:
+    """The support manifest declaring llama.cpp's server over the same GGUF as `model_alternatives.llama_server`
+    (filling the reply templates as the local model does: the comparison is of the provider, not of the replies)."""
+    path = manifests / "support_triage.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    manifest["model_alternatives"] = {"llama_server": {**manifest["model"], "provider": "openai_compatible",
+                                                       "name": "gemma-3-270m", "base_url": base_url,
+                                                       "writes_replies": False}}
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_provider_parity_runs_the_champion_on_another_provider_and_is_never_promoted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path, llama_server) -> None:
+    """The same prompt and GGUF, in process and behind llama.cpp's HTTP server: both sides run every case
+    through the real gate, the comparison is tagged provider parity and says which decisions differ, and
+    neither `--promote` nor `factory promote` moves anything."""
+    import mlflow
+
+    small_suite(tmp_path / "evals")
+    manifests = agents_without_classifier(tmp_path / "agents")
+    with_alternative(manifests, llama_server.base_url)
+    settings = use_home(monkeypatch, tmp_path / "home", evals_dir=str(tmp_path / "evals"), model_dir=str(model_dir),
+                        manifests_dir=str(manifests))
+    from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
+
+    sync_prompts(mlflow_client(settings), load_prompts(PACKAGE_DIR / "defs" / "registry" / "prompts"))
+    try:
+        result = CliRunner().invoke(app, ["eval", "support_triage", "--provider", "llama_server", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["champion"]["provider"] == "local/gemma-3-270m-q4_k_m"
+        assert report["challenger"]["provider"] == "openai_compatible/gemma-3-270m"
+        assert report["champion"]["prompt"] == report["challenger"]["prompt"] == "support_triage/1"
+        assert report["promotable"] is False and report["cases"] == CASES
+        for side in ("champion", "challenger"):
+            assert report["metrics"][side]["schema_validity"] == 1.0
+        cases = {json.loads(line)["id"] for line in
+                 (tmp_path / "evals" / "datasets" / "support_triage_golden.jsonl").read_text().splitlines()}
+        assert set(report["decisions_differ"]) <= {"category", "priority", "action"}
+        assert all(set(ids) <= cases for ids in report["decisions_differ"].values())
+        comparison = mlflow.MlflowClient(settings.mlflow_tracking_uri).get_run(report["mlflow"]["comparison_run"])
+        assert comparison.data.tags["eval.role"] == "provider_parity"
+
+        refused = CliRunner().invoke(app, ["eval", "support_triage", "--provider", "llama_server", "--promote"])
+        assert refused.exit_code != 0 and "a provider is chosen in the manifest" in " ".join(refused.output.split())
+        unknown = CliRunner().invoke(app, ["eval", "support_triage", "--provider", "vllm"])
+        assert unknown.exit_code == 2 and "no model_alternatives.vllm (the manifest declares: llama_server)" in " ".join(
+            unknown.output.split())
+        nothing = CliRunner().invoke(app, ["promote", "support_triage"])
+        assert nothing.exit_code != 0 and "nothing to promote" in " ".join(nothing.output.split())
+        assert mlflow_client(settings).get_prompt_version_by_alias("support_triage", "champion").version == 1
+    finally:
+        get_settings.cache_clear()

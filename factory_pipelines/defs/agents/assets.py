@@ -180,6 +180,8 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
     reply_prompt = resolve_prompt(manifest.reply.prompt) if manifest.reply and manifest.reply.prompt else None
     provider = llm.provider(manifest.model)
     version = model_version(provider)
+    escalate = manifest.decision.escalate_model  # the routing cascade's last tier, when the manifest names one
+    escalate_provider = llm.provider(escalate) if escalate is not None else None
     with warehouse.connect() as con:
         tickets = con.execute(TICKETS_SQL, {"day": day}).df().to_dict("records")
         sync_audit(con, policy_engine.switches())
@@ -188,6 +190,8 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
         toolbox = day_toolbox(context, manifest, policy_engine, env)
         runner = AgentRunner(manifest, prompt, provider, version, toolbox, rules=rules, first_pass=first_pass,
                              reply_templates=replies, reply_prompt=reply_prompt, use_cache=response_cache,
+                             escalate_provider=escalate_provider,
+                             escalate_model_version=model_version(escalate_provider) if escalate_provider else "",
                              feature_names=feature_store.feature_names(manifest.feature_service)
                              if "customer_features" in manifest.context else [],
                              trace_tags={"dagster_run_id": context.run.run_id, "partition": day, "agent": manifest.name,

@@ -48,6 +48,13 @@ class ModelConfig(_Strict):
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int = 7
     max_tokens: int = Field(256, ge=1, le=32_768)
+    writes_replies: bool | None = Field(
+        None, description="Whether this model writes replies from the reply prompt (else the templates fill them); "
+        "None: a remote model does, the local one does not (a 270M model's prose is poor).")
+
+    @property
+    def composes_replies(self) -> bool:
+        return self.writes_replies if self.writes_replies is not None else self.provider != "local"
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

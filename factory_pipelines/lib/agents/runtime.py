@@ -380,7 +380,7 @@ class AgentRunner:
     def _reply(self, tid: str, facts: TicketFacts, usage: dict[str, Any]) -> dict[str, Any]:
         """A reply citing the retrieved passages: a prompt with a capable model, else a template."""
         retrieved = list(facts.retrieval.get("ids", []))
-        if self.reply_prompt is not None and self.manifest.model.provider != "local" and not facts.held:
+        if self.reply_prompt is not None and self.manifest.model.composes_replies and not facts.held:
             answer, _, _ = self._ask(tid, facts, self.reply_prompt.response_schema, self.reply_prompt, usage)
             return {"body": answer["body"], "cited": [c for c in answer.get("cited_article_ids", []) if c in retrieved]}
         cited = retrieved[:2]

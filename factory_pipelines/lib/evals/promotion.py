@@ -214,7 +214,8 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
         named = ", ".join(f"{s.kind} {s.name} (champion {s.champion})" for k, s in current.items()
                           if only is None or k in only)
         raise PromotionError(f"{manifest.name}: nothing to promote, no challenger for {named}; register one "
-                             "(change a prompt file or retrain, then `factory run --job models_job`)")
+                             "(change a prompt file or retrain, then `factory run --job models_job`); a provider parity comparison "
+                             "(`factory eval --provider`) is never promoted: a provider is chosen in the manifest")
     promotion = Promotion("promote", manifest.name, operator, "", {k: {"kind": s.kind, "name": s.name, "from": s.champion,
                                                             "to": s.challenger} for k, s in moving.items()})
     champion = {k: s.ref(s.champion) if s.champion else "none" for k, s in current.items()}
