@@ -17,7 +17,7 @@ from benchmarks import RESULTS_DIR, RESULTS_ENV
 from benchmarks.__main__ import BENCHMARKS
 from factory_pipelines.settings import REPO_ROOT
 
-SLOW = {"agent_run", "online_features", "eval_overhead"}  # each runs the data plane for its demo days first
+SLOW = {"agent_run", "online_features", "eval_overhead", "routing_sweep"}  # each runs the data plane for its demo days first
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in BENCHMARKS])

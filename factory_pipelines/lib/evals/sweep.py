@@ -62,8 +62,10 @@ def at(configuration: AgentConfiguration, thresholds: Mapping[str, float]) -> Ag
 
 def sweep(cases: Sequence[Mapping[str, Any]], configuration: AgentConfiguration, governance: Governance,
           new_world: Callable[[], EvalWorld], scorers: Mapping[str, CaseScorer], grid: Any, *,
-          tolerances: Mapping[str, float], on_point: Callable[[SweepPoint], None] = lambda _: None) -> list[SweepPoint]:
-    """Decide every case at every grid point (one shared response cache) and mark the frontier and the pick."""
+          tolerances: Mapping[str, float],
+          on_point: Callable[[SweepPoint, Any], None] = lambda *_: None) -> list[SweepPoint]:
+    """Decide every case at every grid point (one shared response cache) and mark the frontier and the pick;
+    `on_point(point, evaluation)` sees each point as it is done."""
     from factory_pipelines.lib.evals.evaluate import evaluate
 
     cache: dict[str, tuple[Any, ...]] = {}
@@ -71,7 +73,7 @@ def sweep(cases: Sequence[Mapping[str, Any]], configuration: AgentConfiguration,
     for thresholds in grid_of(grid, configuration.escalate_provider is not None):
         result = evaluate(cases, at(configuration, thresholds), governance, new_world, scorers, model_cache=cache)
         points.append(_point(thresholds, result))
-        on_point(points[-1])
+        on_point(points[-1], result)
     mark(points, tolerances)
     return points
 
