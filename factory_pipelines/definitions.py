@@ -12,6 +12,7 @@ import warnings
 import dagster as dg
 
 from factory_pipelines.defs.agents import definitions as agents
+from factory_pipelines.defs.alerts import definitions as alerts
 from factory_pipelines.defs.contracts import definitions as contracts
 from factory_pipelines.defs.evals import definitions as evals
 from factory_pipelines.defs.features import definitions as features
@@ -27,6 +28,7 @@ DOMAINS = {  # in layer order: a domain sees what the ones before it defined
     "ingestion": ingestion.build, "staging": staging.build, "contracts": contracts.build,
     "features": features.build, "registry": registry.build, "models": models.build,
     "agents": agents.build, "governance": governance.build, "evals": evals.build,
+    "alerts": alerts.build,  # last: it watches every check the domains before it define
 }
 
 
