@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from factory_pipelines.agents_cli import register as register_agents
+from factory_pipelines.alerts_cli import register as register_alerts
 from factory_pipelines.evals_cli import register as register_evals
 from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
@@ -49,6 +50,7 @@ def _days(settings: Settings, start: datetime | None, end: datetime | None) -> l
 
 register_agents(app)
 register_evals(app)
+register_alerts(app)
 register_governance(app)
 
 
