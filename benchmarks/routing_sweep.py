@@ -129,7 +129,7 @@ def main() -> None:
     models_at, why = model_dir(home)
     os.environ["FACTORY_MODEL_DIR"] = str(models_at)
     try:
-        from factory_pipelines.lib.evals.datasets import SweepGrid
+        from factory_pipelines.lib.evals.suites import SweepGrid
 
         settings, info = isolated_settings(home, f"{NAME}: the cascade's thresholds, sweep vs point by point")
         print(f"model folder: {settings.model_dir} ({why})")

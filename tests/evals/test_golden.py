@@ -16,14 +16,8 @@ import pytest
 
 from factory_pipelines.lib.agents.manifests import load_manifest
 from factory_pipelines.lib.agents.toolbox import Budget
-from factory_pipelines.lib.evals.datasets import (
-    ACTIONS,
-    CATEGORIES,
-    PRIORITIES,
-    Dataset,
-    case_day,
-    load_suite,
-)
+from factory_pipelines.lib.evals.datasets import ACTIONS, CATEGORIES, PRIORITIES, Dataset, case_day
+from factory_pipelines.lib.evals.suites import load_suite
 from factory_pipelines.lib.governance.gate import agent_entity, customer_context
 from factory_pipelines.lib.governance.gate_config import load_gate_config
 from factory_pipelines.lib.governance.policy import PolicyEngine

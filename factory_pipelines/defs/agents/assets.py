@@ -240,9 +240,9 @@ def rollout_of(tracking: TrackingResource, manifest: AgentManifest, suite_file: 
     """The challenger in shadow or canary for this agent (aliases `shadow`/`canary`), or None."""
     from dataclasses import replace
 
-    from factory_pipelines.lib.evals.datasets import load_suite
     from factory_pipelines.lib.evals.promotion import Aliases, slots
     from factory_pipelines.lib.evals.rollout import staged
+    from factory_pipelines.lib.evals.suites import load_suite
 
     aliases = Aliases(tracking.client(), tracking.tracking_uri)
     rollout = staged(aliases, slots(aliases, manifest), None)

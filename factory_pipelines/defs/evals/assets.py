@@ -81,7 +81,7 @@ def manifest_of(settings: Settings, agent: str) -> Any:
 
 def suite_of(settings: Settings, agent: str) -> tuple[Any, Any, Any]:
     """The agent's manifest, its suite and the suite's dataset (a ConfigError names any bad file)."""
-    from factory_pipelines.lib.evals.datasets import load_suite
+    from factory_pipelines.lib.evals.suites import load_suite
 
     manifest = manifest_of(settings, agent)
     path = settings.manifests_dir / f"{agent}.yaml"
@@ -337,8 +337,8 @@ def _live_asset(settings: Settings, manifest: Any, partitions: dg.PartitionsDefi
     def live_comparison(context: dg.AssetExecutionContext, tracking: TrackingResource,
                         warehouse: WarehouseResource) -> dg.MaterializeResult:
         from factory_pipelines.defs.agents.assets import rollout_of
-        from factory_pipelines.lib.evals.datasets import load_suite
         from factory_pipelines.lib.evals.rollout import Stages, judge_live, live_day, record_live_day
+        from factory_pipelines.lib.evals.suites import load_suite
 
         day, rollout = context.partition_key, rollout_of(tracking, manifest, suite_file)
         if rollout is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from factory_pipelines.lib.evals.datasets import KNOWN_SCORERS, LOWER
+from factory_pipelines.lib.evals.suites import KNOWN_SCORERS, LOWER
 
 Outputs = Mapping[str, Any]  # a CaseOutcome as a dict
 Expectations = Mapping[str, Any]

@@ -13,17 +13,8 @@ import pytest
 import yaml
 
 from factory_pipelines.lib.config_files import ConfigError
-from factory_pipelines.lib.evals.datasets import (
-    ACTIONS,
-    CATEGORIES,
-    KNOWN_SCORERS,
-    LOWER,
-    PRIORITIES,
-    DatasetError,
-    SuiteError,
-    load_dataset,
-    load_suite,
-)
+from factory_pipelines.lib.evals.datasets import ACTIONS, CATEGORIES, PRIORITIES, DatasetError, load_dataset
+from factory_pipelines.lib.evals.suites import KNOWN_SCORERS, LOWER, SuiteError, load_suite
 from factory_pipelines.settings import PACKAGE_DIR
 
 FEATURES = {"plan": "pro", "region": "na", "tenure_days": 400, "lifetime_spend": 2500.0, "orders_30d": 1,

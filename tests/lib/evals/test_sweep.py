@@ -13,9 +13,9 @@ import yaml
 
 from factory_pipelines.lib.agents.manifests import ModelConfig
 from factory_pipelines.lib.agents.models.providers import ScriptedProvider
-from factory_pipelines.lib.evals.datasets import SuiteError, SweepGrid, load_suite
 from factory_pipelines.lib.evals.evaluate import evaluate
 from factory_pipelines.lib.evals.scorers import case_scorers
+from factory_pipelines.lib.evals.suites import SuiteError, SweepGrid, load_suite
 from factory_pipelines.lib.evals.sweep import log_sweep, sweep
 from factory_pipelines.settings import REPO_ROOT
 from tests.lib.evals.conftest import CASES, world_of
