@@ -108,7 +108,8 @@ def post(webhook: Webhook, alert: dict[str, Any]) -> int:
     except DeliveryError:
         raise
     except (httpx.HTTPError, _Retryable) as exc:
-        raise DeliveryError(_safe(webhook, f"{type(exc).__name__}: {exc}"), made) from None
+        message = str(exc) if isinstance(exc, _Retryable) else f"{type(exc).__name__}: {exc}"
+        raise DeliveryError(_safe(webhook, message), made) from None
     return made
 
 

@@ -90,7 +90,7 @@ def test_server_errors_are_retried_then_recorded(con) -> None:
     assert raised.value.attempts == 2 and server.posts == 4
     row = get_alert(con, new)
     assert (row["delivery_status"], row["delivery_attempts"], row["delivery_error"]) == (
-        "failed", 2, f"_Retryable: HTTP 503 from http://127.0.0.1:{server.port}")
+        "failed", 2, f"HTTP 503 from http://127.0.0.1:{server.port}")
 
 
 def test_the_signature_is_hmac_sha256_of_the_exact_body_and_the_secret_stays_out_of_repr() -> None:
