@@ -7,6 +7,7 @@ calls there (`governance.gate.record_agent_day`), so the records and their audit
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Callable
@@ -98,12 +99,49 @@ class RunReport:
             if getattr(other, name) and getattr(other, name) != getattr(self, name):
                 setattr(self, name, f"{getattr(self, name)} (canary: {getattr(other, name)})")
 
+    def add_rows(self, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]], fields: list[str]) -> None:
+        """Count the day's decision rows in: statuses, reasons of those not decided, usage, actions, and the
+        accuracy of each answer field on the labelled tickets."""
+        hits: Counter = Counter()
+        for row in rows:
+            self.statuses[row["status"]] += 1
+            if row["status"] != "decided":
+                self.errors.append((row["ticket_id"], row["error"] or row["status"]))
+                continue
+            self.latencies.append(row["latency_s"])
+            for key in ("tokens_in", "tokens_out", "model_calls", "cache_hits"):
+                setattr(self, key, getattr(self, key) + row[key])
+            self.cost_usd += row["cost_usd"]
+            self.tool_calls.update(row["tool_calls"])
+            if row["action"]:
+                self.actions[row["action"]] += 1
+            truth = labels.get(row["ticket_id"])
+            if truth:
+                self.labelled += 1
+                decision = json.loads(row["decision"])
+                hits.update(f for f in fields if f in truth and str(truth[f]) == str(decision.get(f)))
+        if self.labelled:
+            measured = [f for f in fields if any(f in t for t in labels.values())]
+            self.accuracy = {f"{f}_accuracy": round(hits[f] / self.labelled, 4) for f in measured}
+
     def percentile(self, q: float) -> float:
         if not self.latencies:
             return 0.0
         if len(self.latencies) == 1:
             return self.latencies[0]
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+def charge_tier(tiers: dict[str, dict[str, float]], tier: str, result: Any, uncached: Any) -> None:
+    """A call's share of its tier: calls, cost paid, and the cost and latency it would have had with no cache
+    hit (what a routing sweep compares: the cache makes repeated grid points free, not cheap)."""
+    spent = tiers.setdefault(tier, {"calls": 0, "cost_usd": 0.0, "latency_s": 0.0, "uncached_cost_usd": 0.0,
+                                    "uncached_latency_s": 0.0})
+    spent["calls"] += 1
+    spent["latency_s"] = round(spent["latency_s"] + result.latency_s, 6)
+    spent["cost_usd"] = round(spent["cost_usd"] + result.cost_usd, 8)
+    spent["uncached_cost_usd"] = round(spent["uncached_cost_usd"] + uncached.cost_usd, 8)
+    spent["uncached_latency_s"] = round(spent["uncached_latency_s"] + uncached.latency_s, 6)
 
 
 def ensure_agent_tables(con: Any) -> None:

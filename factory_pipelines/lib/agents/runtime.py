@@ -33,7 +33,7 @@ from factory_pipelines.lib.agents.models.providers import (
     SchemaViolation,
 )
 from factory_pipelines.lib.agents.outbox import canonical
-from factory_pipelines.lib.agents.records import RunReport, ensure_agent_tables
+from factory_pipelines.lib.agents.records import RunReport, charge_tier, ensure_agent_tables
 from factory_pipelines.lib.agents.rules import Rule, apply_rules, fill
 from factory_pipelines.lib.agents.toolbox import BudgetExhausted, Toolbox, ToolCallError
 
@@ -70,18 +70,6 @@ def narrowed(schema: dict[str, Any], fixed: dict[str, Any], choices: dict[str, l
 def passages_text(passages: list[dict[str, Any]]) -> str:
     """Passages quoted with their ids, for a prompt: material, not instructions."""
     return "\n".join(f'[{p["article_id"]}] {p["title"]}: "{p["text"][:400]}"' for p in passages) or "(none found)"
-
-
-def _charge_tier(tiers: dict[str, dict[str, float]], tier: str, result: ChatResult, uncached: ChatResult) -> None:
-    """A call's share of its tier: calls, cost paid, and the cost and latency it would have had with no cache
-    hit (what a routing sweep compares: the cache makes repeated grid points free, not cheap)."""
-    spent = tiers.setdefault(tier, {"calls": 0, "cost_usd": 0.0, "latency_s": 0.0, "uncached_cost_usd": 0.0,
-                                    "uncached_latency_s": 0.0})
-    spent["calls"] += 1
-    spent["latency_s"] = round(spent["latency_s"] + result.latency_s, 6)
-    spent["cost_usd"] = round(spent["cost_usd"] + result.cost_usd, 8)
-    spent["uncached_cost_usd"] = round(spent["uncached_cost_usd"] + uncached.cost_usd, 8)
-    spent["uncached_latency_s"] = round(spent["uncached_latency_s"] + uncached.latency_s, 6)
 
 
 CONTEXT_ARGS = {  # how a read tool gets its arguments from a ticket; None: nothing to look up
@@ -160,7 +148,7 @@ class AgentRunner:
         report.verdicts = Counter(r["verdict"] or "error" for r in calls)
         report.policy_alerts = sum(1 for r in calls if "cedar/error" in (r["policies"] or []))
         report.policy_hash = self.toolbox.gate.policy_hash
-        self._summarize(report, rows, labels or {})
+        report.add_rows(rows, labels or {}, schema_fields(self.prompt.response_schema))
         return report, rows
 
     def decide(self, ticket: dict[str, Any]) -> dict[str, Any]:
@@ -374,7 +362,7 @@ class AgentRunner:
         usage["tokens_in"] += result.prompt_tokens
         usage["tokens_out"] += result.completion_tokens
         usage["cost_usd"] += result.cost_usd
-        _charge_tier(usage["tiers"], tier, result, uncached or result)
+        charge_tier(usage["tiers"], tier, result, uncached or result)
         return result
 
     def _reply(self, tid: str, facts: TicketFacts, usage: dict[str, Any]) -> dict[str, Any]:
@@ -413,29 +401,3 @@ class AgentRunner:
             "truncated": values.get("truncated", False), "error": error[:1000] or None,
             "trace_id": values.get("trace_id"), "run_id": self.toolbox.run_id, "decided_at": datetime.now(UTC),
         }
-
-    def _summarize(self, report: RunReport, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]]) -> None:
-        fields = schema_fields(self.prompt.response_schema)
-        hits: Counter = Counter()
-        for row in rows:
-            report.statuses[row["status"]] += 1
-            if row["status"] != "decided":
-                report.errors.append((row["ticket_id"], row["error"] or row["status"]))
-                continue
-            report.latencies.append(row["latency_s"])
-            for key in ("tokens_in", "tokens_out", "model_calls", "cache_hits"):
-                setattr(report, key, getattr(report, key) + row[key])
-            report.cost_usd += row["cost_usd"]
-            report.tool_calls.update(row["tool_calls"])
-            if row["action"]:
-                report.actions[row["action"]] += 1
-            truth = labels.get(row["ticket_id"])
-            if truth:
-                report.labelled += 1
-                decision = json.loads(row["decision"])
-                hits.update(f for f in fields if f in truth and str(truth[f]) == str(decision.get(f)))
-        if report.labelled:
-            measured = [f for f in fields if any(f in t for t in labels.values())]
-            report.accuracy = {f"{f}_accuracy": round(hits[f] / report.labelled, 4) for f in measured}
-
-
