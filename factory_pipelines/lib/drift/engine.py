@@ -12,6 +12,7 @@ telemetry (the UI service and collector send events unless `DO_NOT_TRACK` is set
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -30,10 +31,12 @@ def evidently() -> SimpleNamespace:
 
     turn_off_telemetry()
     os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")  # read by evidently.legacy._config on import
-    from evidently.legacy.calculations import stattests
-    from evidently.legacy.calculations.stattests.registry import get_stattest
-    from evidently.legacy.core import ColumnType
-    from evidently.legacy.utils import data_drift_utils
+    with warnings.catch_warnings():  # its import warns about its own dependencies (litestar, numpy.core)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from evidently.legacy.calculations import stattests
+        from evidently.legacy.calculations.stattests.registry import get_stattest
+        from evidently.legacy.core import ColumnType
+        from evidently.legacy.utils import data_drift_utils
 
     return SimpleNamespace(stattests=stattests, ColumnType=ColumnType, get_stattest=get_stattest,
                            text=data_drift_utils)

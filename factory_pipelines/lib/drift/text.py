@@ -10,6 +10,7 @@ a small sample's noise does not read as drift.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from factory_pipelines.lib.drift.config import TextSpec
@@ -63,6 +64,7 @@ def text_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: TextSpec) -
 def _domain_classifier(reference: pd.Series, current: pd.Series) -> tuple[float, object, object]:
     """Evidently's split and pipeline: (ROC AUC, held-out scores, held-out labels)."""
     import pandas as pd
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
 
     domain = pd.concat([pd.DataFrame({"text": reference, "target": 0}),
@@ -71,7 +73,9 @@ def _domain_classifier(reference: pd.Series, current: pd.Series) -> tuple[float,
                                                         random_state=SEED, shuffle=True)
     if y_train.nunique() < 2 or y_test.nunique() < 2:
         raise ValueError("a half of the split holds texts of one window only")
-    auc, scores, _ = evidently().text.roc_auc_domain_classifier(x_train, x_test, y_train, y_test)
+    with warnings.catch_warnings():  # its SGD stops at 50 iterations by design; the AUC is what counts
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auc, scores, _ = evidently().text.roc_auc_domain_classifier(x_train, x_test, y_train, y_test)
     return float(auc), scores, y_test.to_numpy()
 
 
