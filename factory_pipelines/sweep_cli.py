@@ -26,13 +26,13 @@ def run_sweep(settings: Any, resources: dict[str, Any], agent: str, *, as_json: 
     )
     from factory_pipelines.lib.evals.sweep import log_sweep, sweep
 
+    experiment_id = resources["tracking"].activate(experiment_name(agent))  # before the registries are read
     try:
         manifest, suite, dataset = suite_of(settings, agent)
         champion = configuration(settings, resources["tracking"], resources["llm"], manifest, "champion", None, None)
     except EvaluationSetupError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    experiment_id = resources["tracking"].activate(experiment_name(agent))
     cases = dataset.records()
     governance, new_world, scorers = suite_parts(settings, manifest, suite, cases, champion)
     with console.status(f"deciding {len(cases)} cases at each routing threshold"):

@@ -163,3 +163,45 @@ def test_provider_parity_runs_the_champion_on_another_provider_and_is_never_prom
         assert mlflow_client(settings).get_prompt_version_by_alias("support_triage", "champion").version == 1
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_factory_eval_sweep_prices_each_threshold_and_logs_the_frontier(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path, llama_server) -> None:
+    """`factory eval --sweep` with the local model and llama.cpp's server as the cascade's last tier: one point
+    per escalation threshold, the server asked only at the point that escalates, the page logged to MLflow."""
+    import mlflow
+
+    small_suite(tmp_path / "evals")
+    suite_path = tmp_path / "evals" / "suites" / "support_triage_golden.yaml"
+    suite = yaml.safe_load(suite_path.read_text())
+    suite["sweep"] = {"model_below_confidence": [0.45], "escalate_below_confidence": [0.0, 1.01]}
+    suite_path.write_text(yaml.safe_dump(suite))
+    manifests = agents_without_classifier(tmp_path / "agents")
+    path = manifests / "support_triage.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    manifest["decision"]["escalate_model"] = {**manifest["model"], "provider": "openai_compatible",
+                                              "name": "gemma-3-270m", "base_url": llama_server.base_url}
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    settings = use_home(monkeypatch, tmp_path / "home", evals_dir=str(tmp_path / "evals"), model_dir=str(model_dir),
+                        manifests_dir=str(manifests), llm_prices='{"gemma-3-270m": [0.5, 1.5]}')
+    from factory_pipelines.lib.agents.models.prompts import load_prompts, sync_prompts
+
+    sync_prompts(mlflow_client(settings), load_prompts(PACKAGE_DIR / "defs" / "registry" / "prompts"))
+    try:
+        result = CliRunner().invoke(app, ["eval", "support_triage", "--sweep", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        never, always = report["points"]
+        assert never["thresholds"] == {"model_below_confidence": 0.45, "escalate_below_confidence": 0.0}
+        assert never["escalated_fields"] == 0 and 0 < never["model_fields"] <= 3 * CASES  # no first pass; rules
+        assert always["escalated_fields"] == never["model_fields"] and always["model_fields"] == 0
+        assert always["cost_per_1k_usd"] > never["cost_per_1k_usd"] > 0  # the server tier is priced per token
+        assert sum(p["recommended"] for p in report["points"]) == 1
+        client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+        run = client.get_run(report["mlflow"]["run"])
+        assert run.data.tags["eval.role"] == "sweep"
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "sweep")} == {
+            "sweep/frontier.html", "sweep/points.json"}
+    finally:
+        get_settings.cache_clear()
