@@ -67,6 +67,20 @@ def narrowed(schema: dict[str, Any], fixed: dict[str, Any], choices: dict[str, l
     return out
 
 
+def labelled(schema: dict[str, Any], classes: dict[str, list[str]]) -> dict[str, Any]:
+    """The answer schema with each field the first pass labels enumerating the classifier's classes, which come
+    from the user's labels: a shop whose categories are its own gets answers in them, not the demo's. A field
+    whose labels the schema already lists keeps its enum and its order (rules `raise` along it, low to high)."""
+    out = copy.deepcopy(schema)
+    for name, labels in classes.items():
+        listed = out.get("properties", {}).get(name, {}).get("enum")
+        if listed is None or not labels or set(labels) <= set(listed):
+            continue
+        out["properties"][name] = {**out["properties"][name],
+                                   "enum": [v for v in listed if v in labels] + [v for v in labels if v not in listed]}
+    return out
+
+
 def passages_text(passages: list[dict[str, Any]]) -> str:
     """Passages quoted with their ids, for a prompt: material, not instructions."""
     return "\n".join(f'[{p["article_id"]}] {p["title"]}: "{p["text"][:400]}"' for p in passages) or "(none found)"
@@ -195,7 +209,7 @@ class AgentRunner:
     def _decide_fields(self, tid: str, facts: TicketFacts,
                        usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str], bool]:
         """First pass, rules, the model for the fields still open, rules again; and who decided what."""
-        schema = self.prompt.response_schema
+        schema = labelled(self.prompt.response_schema, self.first_pass.classes if self.first_pass else {})
         enums = field_enums(schema)
         decision, decided_by, confidence, top = self._first_pass(facts)
         fixed, fired = apply_rules(self.rules, facts, decision, enums)

@@ -304,3 +304,27 @@ def test_response_cache_answers_a_repeat_without_the_model(con: duckdb.DuckDBPyC
     report, rows = again.run(TICKETS)
     assert report.cache_hits == 3 and report.statuses == {"decided": 3}
     assert [r["action"] for r in rows] == ["refund", "lookup_order", "reply"]
+
+
+class OwnLabels:
+    """A first pass trained on a shop's own categories (`money`, `delivery`, `account_help`), unsure of each."""
+
+    classes = {"category": ["account_help", "delivery", "money"], "priority": ["high", "low"]}
+
+    def predict(self, frame: Any) -> list[dict[str, Any]]:
+        return [{"category": "money", "category_confidence": 0.3, "category_top": ["money", "delivery"]}
+                for _ in range(len(frame))]
+
+
+def test_the_answer_schema_lists_the_labels_the_classifier_learned(con: duckdb.DuckDBPyConnection) -> None:
+    from factory_pipelines.lib.agents.models.classifier import FirstPass
+
+    provider = ScriptedProvider([json.dumps({"category": "delivery", "priority": "medium", "action": "reply"})] * 3)
+    runner = make_runner(con, provider, manifest_changes={"decision": {"rules": "support_triage",
+                                                                       "model_below_confidence": 0.5}})
+    runner.first_pass = FirstPass("models:/ticket_classifier@champion", "4", OwnLabels())
+    _, rows = runner.run(TICKETS[1:2])
+    (schema,) = provider.schemas
+    assert schema["properties"]["category"]["enum"] == ["delivery", "money"]  # the shop's labels, its top two
+    assert schema["properties"]["priority"]["enum"] == ["low", "medium", "high", "urgent"]  # labels it lists: as is
+    assert rows[0]["category"] == "delivery" and json.loads(rows[0]["decided_by"])["category"] == "model"

@@ -41,6 +41,11 @@ class TicketClassifier:
     def targets(self) -> list[str]:
         return list(self.heads)
 
+    @property
+    def classes(self) -> dict[str, list[str]]:
+        """Per target, the labels it was trained on: the user's label set, not the demo's."""
+        return {target: [str(c) for c in head.classes_] for target, (_, head) in self.heads.items()}
+
     def predict(self, frame: Any) -> list[dict[str, Any]]:
         """Per ticket and target: the label, its probability, and the two likeliest labels (`<target>_top`)."""
         data = prepare(frame, self.columns)
@@ -140,6 +145,10 @@ class FirstPass:
     uri: str
     version: str
     model: TicketClassifier
+
+    @property
+    def classes(self) -> dict[str, list[str]]:
+        return dict(self.model.classes)
 
     def predict_many(self, tickets: list[dict[str, Any]], features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One batch for a day of tickets: the text is vectorized in one go, about 100x faster than per row."""
