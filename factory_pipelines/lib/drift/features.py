@@ -42,8 +42,8 @@ def column_drift(reference: pd.Series, current: pd.Series, column: str, kind: Ki
                  spec: FeatureSpec) -> list[DriftResult]:
     """The records of one column: its main test (Evidently's default or the override), plus PSI if numeric."""
     ref, cur = reference.dropna(), current.dropna()
-    if kind == "categorical":
-        ref, cur = ref.astype(str), cur.astype(str)
+    if kind == "categorical" and not _labels(ref.dtype):
+        ref, cur = ref.astype(str), cur.astype(str)  # booleans and codes become labels, as Evidently expects
     override = spec.columns.get(column)
     named = override.method if override else None
     methods: list[str | None] = [named]
@@ -64,6 +64,13 @@ def column_drift(reference: pd.Series, current: pd.Series, column: str, kind: Ki
                                    judge(value, bound.warn, bound.error, higher), len(ref), len(cur), higher,
                                    distribution=plot))
     return results
+
+
+def _labels(dtype: object) -> bool:
+    """Whether a column already holds labels (strings or categories): no per-row conversion at 1 M rows."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    return is_object_dtype(dtype) or is_string_dtype(dtype) or str(dtype) == "category"
 
 
 def _too_few(n_reference: int, n_current: int, config: DriftConfig) -> str:

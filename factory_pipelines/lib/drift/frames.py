@@ -52,11 +52,11 @@ def numeric_shares(reference: Any, current: Any, bins: int = PLOT_BINS) -> Distr
 
 def category_shares(reference: pd.Series, current: pd.Series, top: int = PLOT_CATEGORIES) -> Distribution:
     """Each side's share per category, the `top` most frequent overall and the rest as "(other)"."""
-    r = reference.astype(str).value_counts(normalize=True)
-    c = current.astype(str).value_counts(normalize=True)
+    r = reference.value_counts(normalize=True)
+    c = current.value_counts(normalize=True)
     order = (r.add(c, fill_value=0)).sort_values(ascending=False).index.tolist()
     keep, rest = order[:top], order[top:]
-    labels, ref_shares, cur_shares = list(keep), [float(r.get(k, 0.0)) for k in keep], [float(c.get(k, 0.0)) for k in keep]
+    labels, ref_shares, cur_shares = [str(k) for k in keep], [float(r.get(k, 0.0)) for k in keep], [float(c.get(k, 0.0)) for k in keep]
     if rest:
         labels.append("(other)")
         ref_shares.append(float(r.reindex(rest).fillna(0).sum()))
