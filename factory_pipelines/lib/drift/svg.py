@@ -52,7 +52,7 @@ def trend(days: Sequence[str], values: Sequence[float | None], warn: float, erro
     low = min([*known, warn, error, 0.0])
     high = max([*known, warn, error]) or 1.0
     high = high + (high - low) * 0.1 or 1.0
-    plot_h, plot_w = height - bottom - top, width - left - 10
+    plot_h, plot_w = height - bottom - top, width - left - 30  # room for the last day's label
     step = plot_w / max(len(days) - 1, 1)
 
     def y(v: float) -> float:
