@@ -39,6 +39,7 @@ class PartitionOutcome:
     skipped_steps: list[str] = field(default_factory=list)
     error: str = ""
     interrupted: bool = False  # a SIGINT or SIGTERM arrived while it ran and the run did not succeed
+    alerts: int = 0  # failed checks of the run newly recorded in alerts.check_failures
 
 
 def load_definitions() -> dg.Definitions:
@@ -76,6 +77,7 @@ def run_partitions(
                         partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
                     )
                 outcome = _outcome(key or "", result)
+                outcome.alerts = record_alerts(instance, result.run_id)
                 # a signal that came as the run ended leaves it succeeded: report it as finished, as Dagster has it
                 outcome.interrupted = stop is not None and stop.stopped and not result.success
                 outcomes.append(outcome)
@@ -83,6 +85,17 @@ def run_partitions(
         except Interrupted:
             pass  # between runs: nothing is half done; `stop.signum` tells the caller
     return outcomes
+
+
+def record_alerts(instance: dg.DagsterInstance, run_id: str) -> int:
+    """The run's failed checks as alert rows (and webhook posts) now, as the alert sensor would on its next
+    tick: `factory run` records them with no daemon running; the sensor finds them recorded (same ids)."""
+    from factory_pipelines.defs.alerts.sensors import sweep, webhook_of
+    from factory_pipelines.settings import get_settings
+
+    settings = get_settings()
+    fresh, _ = sweep(instance, settings.warehouse, webhook_of(settings), [run_id])
+    return len(fresh)
 
 
 def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -148,6 +161,9 @@ def failures_table(outcomes: list[PartitionOutcome], title: str = "Failed checks
                 failures.add_row(o.partition, name, o.check_descriptions[name][:300])
         for step in o.failed_steps:
             failures.add_row(o.partition or "-", f"step {step}", o.error[:300])
+    alerts = sum(o.alerts for o in outcomes)
+    if alerts:
+        failures.caption = f"{alerts} new alert(s) recorded: factory alerts list"
     return failures if failures.row_count else None
 
 

@@ -139,6 +139,12 @@ def test_failed_contract_blocks_everything_downstream(settings: Settings) -> Non
     for blocked in ("staging/tickets", "features/ticket_features", "features/customer_daily", "features/online_store"):
         assert blocked not in outcome.materialized
     assert "staging/orders" in outcome.materialized, "unrelated branches still run"
+    import duckdb  # the failed check is an alert row already, with no daemon running the alert sensor
+
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        alerts = con.execute("SELECT check_name, asset_key, partition, run_id FROM alerts.check_failures").fetchall()
+    assert ("quarantine_rate_within_bound", "raw/tickets", "2026-11-03", outcome.run_id) in alerts
+    assert outcome.alerts == len(alerts) >= 1
 
 
 def test_empty_day_fails_the_row_count_contract(settings: Settings) -> None:
