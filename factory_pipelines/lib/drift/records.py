@@ -115,6 +115,14 @@ class DriftRun:
     def by_status(self, *statuses: str) -> list[DriftResult]:
         return [r for r in self.results if r.status in statuses]
 
+    def mlflow_metrics(self) -> dict[str, float]:
+        """Judged values by key (MLflow's allowed characters only) plus `verdict` as its severity 0-3, so the
+        trends plot in the MLflow UI too."""
+        import re
+
+        values = {re.sub(r"[^A-Za-z0-9_\-. /]", "_", r.key): r.value for r in self.results if r.value is not None}
+        return {**values, "verdict": float(SEVERITY[self.verdict])}
+
     def drifted_slices(self) -> list[str]:
         """Keys of the error-level records (what Cedar's `data.drift` and an alert name)."""
         return [r.key for r in self.results if r.status == "error"]

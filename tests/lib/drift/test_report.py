@@ -50,3 +50,11 @@ def test_the_page_needs_no_network() -> None:
     assert not re.search(r"https?://", html)
     assert not re.search(r"<(script|link|img|iframe)\b", html) and "@import" not in html and "url(" not in html
     assert 'data-verdict="insufficient"' in html  # an unjudged record keeps an otherwise quiet night from "ok"
+
+
+def test_a_night_gives_mlflow_safe_metric_names() -> None:
+    run = _run(date(2026, 11, 6), 0.34)
+    run = dataclasses.replace(run, results=(*run.results, dataclasses.replace(run.results[0], metric="text",
+                                                                              column="subject+body")))
+    assert run.mlflow_metrics() == {"feature.plan.jensenshannon": 0.34, "rate.escalated.abs_change": 0.01,
+                                    "text.subject_body.jensenshannon": 0.34, "verdict": 3.0}
