@@ -22,7 +22,7 @@ from rich.table import Table
 from benchmarks import REPO_ROOT, SMOKE_ENV, machine, number, print_machine, results_dir
 
 BENCHMARKS = ("ingest_tickets", "online_features", "code_location_load", "agent_run", "audit_verify",
-              "policy_gate", "paired_stats", "eval_overhead", "routing_sweep")
+              "policy_gate", "paired_stats", "eval_overhead", "routing_sweep", "drift")
 # How each benchmark is run small: its own `--smoke`, or the sizes of those that take them as flags.
 SMOKE_ARGS = {
     "ingest_tickets": ["--rows", "2000", "--repeat", "1"],

@@ -33,6 +33,7 @@ TELEMETRY_OFF = {
     "GX_ANALYTICS_ENABLED": "false",
     "FEAST_USAGE": "False",
     "DAGSTER_DISABLE_TELEMETRY": "true",
+    "EVIDENTLY_DISABLE_TELEMETRY": "1",  # Evidently's legacy module (its UI service reads DO_NOT_TRACK)
     "HF_HUB_OFFLINE": "1",
     "TQDM_DISABLE": "1",  # progress bars (MLflow's evaluation) would interleave with the commands' reports
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

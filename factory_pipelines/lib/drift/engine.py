@@ -3,15 +3,13 @@
 Evidently (0.7.x) is a heavy import (seconds: its package imports every metric, preset and descriptor), so
 loading the code location must not pay for it; everything here imports it inside a function, once. Its
 telemetry (the UI service and collector send events unless `DO_NOT_TRACK` is set; the legacy module reads
-`EVIDENTLY_DISABLE_TELEMETRY`) is switched off before that import: the factory's own opt-out list
-(`settings.turn_off_telemetry`) sets `DO_NOT_TRACK`, and the legacy variable is set here, with
-`os.environ.setdefault`, so an operator's explicit value still wins. Only the report-free parts are used
+`EVIDENTLY_DISABLE_TELEMETRY`) is switched off before that import by the factory's own opt-out list
+(`settings.turn_off_telemetry`, which leaves an operator's explicit value alone). Only the report-free parts are used
 (the stattests and `calculate_text_drift_score`'s classifier): nothing of Evidently's UI or cloud runs.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import cache
 from types import SimpleNamespace
@@ -30,7 +28,6 @@ def evidently() -> SimpleNamespace:
     from factory_pipelines.settings import turn_off_telemetry
 
     turn_off_telemetry()
-    os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")  # read by evidently.legacy._config on import
     with warnings.catch_warnings():  # its import warns about its own dependencies (litestar, numpy.core)
         warnings.simplefilter("ignore", DeprecationWarning)
         from evidently.legacy.calculations import stattests
