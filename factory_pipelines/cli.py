@@ -30,6 +30,7 @@ from factory_pipelines.evals_cli import register as register_evals
 from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
 from factory_pipelines.lib.config_files import ConfigError
+from factory_pipelines.purge_cli import register as register_purge
 from factory_pipelines.servers import serve
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
@@ -52,6 +53,7 @@ register_agents(app)
 register_evals(app)
 register_alerts(app)
 register_governance(app)
+register_purge(app)
 
 
 @app.command("demo-data")

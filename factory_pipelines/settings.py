@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     alert_webhook_attempts: int = Field(3, ge=1, le=10, description="POSTs of one alert per sensor tick before it "
                                         "is left as failed (the next tick tries again).")
 
+    # Retention and PII minimization (lib/governance/retention.py, lib/governance/pii.py).
+    retention_days: int = Field(90, ge=0, description="Days raw ticket text, prompts, model inputs and outputs, reply "
+                                "bodies and traces are kept; then `factory purge` (and the retention job) deletes or "
+                                "masks them. 0: keep forever.")
+    pii_mask_remote: bool = Field(True, description="Mask emails, phones, cards and IBANs in what is sent to a remote "
+                                  "model provider (the local model sees the raw text).")
+    pii_mask_traces: bool = Field(True, description="Mask the same in the agents' trace payloads (span inputs and outputs).")
+
     # Feature freshness: features older than this are stale for agents.
     feature_ttl_days: int = Field(30, ge=1)
 

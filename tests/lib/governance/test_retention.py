@@ -145,3 +145,26 @@ def test_traces_older_than_the_cutoff_are_deleted(tmp_path: Path, monkeypatch: p
     assert purge_traces(uri, cutoff) == {"agents/support": 2, "evals/support": 2}
     left = {name: len(client.search_traces(locations=[i])) for name, i in ids.items()}
     assert left == {"agents/support": 0, "evals/support": 0, "other": 2}  # not the factory's: untouched
+
+
+def test_factory_purge_dry_run_then_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from factory_pipelines.cli import app
+    from tests.conftest import use_home
+
+    settings = use_home(monkeypatch, tmp_path / "home")
+    _warehouse(Path(settings.warehouse)).close()
+    runner = CliRunner()
+    dry = runner.invoke(app, ["purge", "--dry-run", "--days", "30", "--json"])
+    assert dry.exit_code == 0, dry.output
+    planned = json.loads(dry.stdout)
+    assert planned["dry_run"] and planned["audit_seq"] is None and planned["total_rows"] == 13
+    assert runner.invoke(app, ["purge", "--dry-run", "--days", "30"]).output.count("would go; nothing changed") == 1
+    done = runner.invoke(app, ["purge", "--days", "30"])
+    assert done.exit_code == 0, done.output
+    assert "audit event retention_purge at seq 3" in done.output
+    audit = runner.invoke(app, ["audit", "verify"])
+    assert audit.exit_code == 0, audit.output
+    again = json.loads(runner.invoke(app, ["purge", "--dry-run", "--days", "30", "--json"]).stdout)
+    assert again["total_rows"] == 0
