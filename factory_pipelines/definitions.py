@@ -21,6 +21,7 @@ from factory_pipelines.defs.ingestion import definitions as ingestion
 from factory_pipelines.defs.models import definitions as models
 from factory_pipelines.defs.registry import definitions as registry
 from factory_pipelines.defs.resources import build_resources
+from factory_pipelines.defs.retention import definitions as retention
 from factory_pipelines.defs.staging import definitions as staging
 from factory_pipelines.settings import Settings, get_settings, turn_off_telemetry
 
@@ -28,6 +29,7 @@ DOMAINS = {  # in layer order: a domain sees what the ones before it defined
     "ingestion": ingestion.build, "staging": staging.build, "contracts": contracts.build,
     "features": features.build, "registry": registry.build, "models": models.build,
     "agents": agents.build, "governance": governance.build, "evals": evals.build,
+    "retention": retention.build,
     "alerts": alerts.build,  # last: it watches every check the domains before it define
 }
 

@@ -19,7 +19,7 @@ EXPECTED_ASSETS = {
     "registry/prompt_versions": "registry", "models/ticket_classifier": "models",
     "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
     "governance/review_actions": "governance", "evals/support_triage": "evals", "evals/knowledge_gap": "evals",
-    "evals/live/support_triage": "evals", "evals/live/knowledge_gap": "evals",
+    "evals/live/support_triage": "evals", "evals/live/knowledge_gap": "evals", "retention/purge": "retention",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),

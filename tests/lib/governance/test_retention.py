@@ -168,3 +168,20 @@ def test_factory_purge_dry_run_then_purge(tmp_path: Path, monkeypatch: pytest.Mo
     assert audit.exit_code == 0, audit.output
     again = json.loads(runner.invoke(app, ["purge", "--dry-run", "--days", "30", "--json"]).stdout)
     assert again["total_rows"] == 0
+
+
+def test_the_retention_asset_purges_with_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from factory_pipelines.defs.resources import build_resources
+    from factory_pipelines.defs.retention.assets import purge_asset
+    from tests.conftest import use_home
+
+    settings = use_home(monkeypatch, tmp_path / "home", retention_days="30")
+    _warehouse(Path(settings.warehouse)).close()
+    resources = build_resources(settings)
+    result = dg.materialize([purge_asset(settings)], resources={k: resources[k] for k in ("warehouse", "tracking")})
+    assert result.success
+    metadata = result.asset_materializations_for_node("retention__purge")[0].metadata
+    assert metadata["rows"].value == 13 and metadata["retention_days"].value == 30
+    assert metadata["audit_seq"].value == 3
