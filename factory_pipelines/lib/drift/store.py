@@ -1,0 +1,71 @@
+"""The nights' drift records in the warehouse (`drift.results`): what the checks judged, kept so the report
+draws each metric's trend and `factory drift` prints the verdict per day without recomputing anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from factory_pipelines.lib.drift.records import DriftResult, DriftRun, Window
+
+DDL = """
+CREATE TABLE IF NOT EXISTS drift.results (
+    agent VARCHAR, day DATE, metric VARCHAR, column_name VARCHAR, method VARCHAR, value DOUBLE, warn DOUBLE,
+    error DOUBLE, status VARCHAR, n_reference INTEGER, n_current INTEGER, higher_is_worse BOOLEAN, message VARCHAR,
+    reference_value DOUBLE, current_value DOUBLE, reference_start DATE, reference_end DATE, current_start DATE,
+    current_end DATE, run_id VARCHAR, recorded_at TIMESTAMPTZ)
+"""
+COLUMNS = ("metric", "column_name", "method", "value", "warn", "error", "status", "n_reference", "n_current",
+           "higher_is_worse", "message", "reference_value", "current_value")
+
+
+def ensure_tables(con: Any) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS drift")
+    con.execute(DDL)
+
+
+def record_night(con: Any, run: DriftRun, run_id: str) -> None:
+    """Replace the agent's records of that day with this night's (a re-run judges the day again)."""
+    ensure_tables(con)
+    now = datetime.now(UTC)
+    rows = [[run.agent, run.day, r.metric, r.column, r.method, r.value, r.warn, r.error, r.status, r.n_reference,
+             r.n_current, r.higher_is_worse, r.message, r.reference_value, r.current_value, run.reference.start,
+             run.reference.end, run.current.start, run.current.end, run_id, now] for r in run.results]
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM drift.results WHERE agent = ? AND day = ?", [run.agent, run.day])
+        if rows:
+            con.executemany(f"INSERT INTO drift.results VALUES ({', '.join('?' * 21)})", rows)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def history(con: Any, agent: str, before: date, nights: int = 30) -> list[DriftRun]:
+    """The agent's last `nights` nights before `before`, rebuilt from their records (no plot data)."""
+    ensure_tables(con)
+    days = [d for (d,) in con.execute(
+        "SELECT DISTINCT day FROM drift.results WHERE agent = ? AND day < ? ORDER BY day DESC LIMIT ?",
+        [agent, before, nights]).fetchall()]
+    return [night(con, agent, d) for d in sorted(days)]
+
+
+def night(con: Any, agent: str, day: date) -> DriftRun:
+    rows = con.execute(f"SELECT {', '.join(COLUMNS)}, reference_start, reference_end, current_start, current_end "
+                       "FROM drift.results WHERE agent = ? AND day = ? ORDER BY metric, column_name, method",
+                       [agent, day]).fetchall()
+    results = tuple(DriftResult(*row[:13]) for row in rows)
+    first = rows[0] if rows else [None] * 17
+    return DriftRun(agent, day, Window(first[13], first[14]), Window(first[15], first[16]), results)
+
+
+def verdicts(con: Any, agent: str | None = None) -> list[tuple[str, date, str, int]]:
+    """(agent, day, verdict, error records) per night recorded, oldest first."""
+    ensure_tables(con)
+    where, params = ("WHERE agent = ?", [agent]) if agent else ("", [])
+    return [(a, d, v, int(e)) for a, d, v, e in con.execute(
+        "SELECT agent, day, CASE max(CASE status WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'insufficient' THEN 1 "
+        "ELSE 0 END) WHEN 3 THEN 'error' WHEN 2 THEN 'warn' WHEN 1 THEN 'insufficient' ELSE 'ok' END, "
+        f"count(*) FILTER (status = 'error') FROM drift.results {where} GROUP BY agent, day ORDER BY agent, day",
+        params).fetchall()]
