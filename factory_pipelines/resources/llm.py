@@ -46,12 +46,13 @@ class LLMResource(dg.ConfigurableResource):
         if model.provider == "openai_compatible":
             key = (model.base_url, model.name, model.api_key_env)
             if key not in self._remote or self._remote[key].client.is_closed:
-                secret = get_settings().secret(model.api_key_env)
+                settings = get_settings()
+                secret = settings.secret(model.api_key_env)
                 prompt_price, completion_price = self.prices.get(model.name, [0.0, 0.0])
                 self._remote[key] = OpenAICompatibleProvider(
                     model.base_url, model.name, api_key=secret.get_secret_value() if secret else None,
                     timeout_s=self.timeout_s, attempts=self.attempts, usd_per_1k_prompt=prompt_price,
-                    usd_per_1k_completion=completion_price)
+                    usd_per_1k_completion=completion_price, mask_pii=settings.pii_mask_remote)
             return self._remote[key]
         raise ModelError(f"provider {model.provider!r} is not served by the LLM resource "
                          "(scripted providers are for tests; registered models are first passes)")

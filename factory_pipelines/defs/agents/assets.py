@@ -170,6 +170,8 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
     from factory_pipelines.lib.agents.runtime import AgentRunner
     from factory_pipelines.lib.governance.gate import record_agent_day, record_policy_set
     from factory_pipelines.lib.governance.kill_switches import sync_audit
+    from factory_pipelines.lib.governance.pii import mask_traces
+    from factory_pipelines.settings import get_settings
 
     day = context.partition_key
     tracking.activate(f"agents/{manifest.name}")
@@ -198,10 +200,11 @@ def run_agent(context: dg.AssetExecutionContext, manifest: AgentManifest, manife
                                          "agent_version": manifest.version, "prompt": f"{prompt.name}/{prompt.version}",
                                          "model_version": version})
         labels = read_labels(labels_dir, [day]) if Path(labels_dir).exists() else {}
-        if rollout is None:
-            report, rows = runner.run(tickets, labels)
-        else:
-            report, rows = run_staged(context, tracking, policy_engine, runner, rollout, tickets, labels)
+        with mask_traces(get_settings().pii_mask_traces):  # span payloads masked as they end (lib/governance/pii.py)
+            if rollout is None:
+                report, rows = runner.run(tickets, labels)
+            else:
+                report, rows = run_staged(context, tracking, policy_engine, runner, rollout, tickets, labels)
         record_agent_day(con, manifest.name, day, rows, toolbox.records, anchor=Path(policy_engine.audit_anchor))
     import mlflow
 
