@@ -76,7 +76,8 @@ def _payloads(experiment_id: str) -> str:
     mlflow.flush_trace_async_logging()
     traces = mlflow.search_traces(locations=[experiment_id], return_type="list")
     assert traces
-    return json.dumps([[s.inputs, s.outputs] for t in traces for s in t.data.spans], default=str)
+    previews = [[t.info.request_preview, t.info.response_preview] for t in traces]
+    return json.dumps([previews, [[s.inputs, s.outputs] for t in traces for s in t.data.spans]], default=str)
 
 
 @pytest.mark.parametrize("mask_traces", [True, False])
