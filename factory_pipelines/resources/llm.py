@@ -15,6 +15,7 @@ from factory_pipelines.lib.agents.models.providers import (
     OpenAICompatibleProvider,
     local_model_path,
 )
+from factory_pipelines.lib.governance.pii import mask_messages
 from factory_pipelines.settings import get_settings
 
 
@@ -52,7 +53,8 @@ class LLMResource(dg.ConfigurableResource):
                 self._remote[key] = OpenAICompatibleProvider(
                     model.base_url, model.name, api_key=secret.get_secret_value() if secret else None,
                     timeout_s=self.timeout_s, attempts=self.attempts, usd_per_1k_prompt=prompt_price,
-                    usd_per_1k_completion=completion_price, mask_pii=settings.pii_mask_remote)
+                    usd_per_1k_completion=completion_price,
+                    mask=mask_messages if settings.pii_mask_remote else None)
             return self._remote[key]
         raise ModelError(f"provider {model.provider!r} is not served by the LLM resource "
                          "(scripted providers are for tests; registered models are first passes)")

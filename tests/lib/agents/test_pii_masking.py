@@ -49,7 +49,7 @@ def endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def test_remote_provider_receives_masked_messages(endpoint: tuple[str, list[dict[str, Any]]]) -> None:
     url, bodies = endpoint
     messages = [{"role": "system", "content": "Triage."}, {"role": "user", "content": RAW}]
-    with OpenAICompatibleProvider(url, "m", mask_pii=True) as masked, OpenAICompatibleProvider(url, "m") as raw:
+    with OpenAICompatibleProvider(url, "m", mask=pii.mask_messages) as masked, OpenAICompatibleProvider(url, "m") as raw:
         assert masked.chat(messages).content == "ok"
         raw.chat(messages)
     assert [b["messages"][1]["content"] for b in bodies] == [MASKED, RAW]
@@ -66,7 +66,7 @@ def test_the_llm_resource_masks_remote_calls_by_configuration(tmp_path: Path, mo
     for flag, expected in (("true", True), ("false", False)):
         use_home(monkeypatch, tmp_path / flag, pii_mask_remote=flag)
         resource = LLMResource(model_dir=str(tmp_path / "models"))
-        assert resource.provider(model).mask_pii is expected
+        assert (resource.provider(model).mask is pii.mask_messages) is expected
         resource.close()
 
 

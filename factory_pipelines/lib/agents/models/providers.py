@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -236,9 +236,10 @@ class OpenAICompatibleProvider:
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 30.0,
                  attempts: int = 4, usd_per_1k_prompt: float = 0.0, usd_per_1k_completion: float = 0.0,
-                 backoff_s: float = 0.5, mask_pii: bool = False):
+                 backoff_s: float = 0.5,
+                 mask: Callable[[list[Message]], list[Message]] | None = None):
         self.base_url, self.model, self.attempts, self.backoff = base_url.rstrip("/"), model, attempts, backoff_s
-        self.mask_pii = mask_pii  # emails, phones, cards, IBANs masked before they leave (lib/governance/pii.py)
+        self.mask = mask  # applied to every message before it leaves (the LLM resource passes PII masking)
         self.prices = (usd_per_1k_prompt, usd_per_1k_completion)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout_s, headers=headers)
@@ -258,10 +259,8 @@ class OpenAICompatibleProvider:
 
     def chat(self, messages: list[Message], *, schema: dict[str, Any] | None = None, temperature: float = 0.0,
              seed: int = 7, max_tokens: int = 256) -> ChatResult:
-        if self.mask_pii:
-            from factory_pipelines.lib.governance.pii import mask_messages
-
-            messages = mask_messages(messages)
+        if self.mask is not None:
+            messages = self.mask(messages)
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature,
                                 "seed": seed, "max_tokens": max_tokens, "logprobs": True}
         if schema is not None:
