@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS agents.decisions (
     tool_calls VARCHAR[], reply VARCHAR, cited_passages VARCHAR[], prompt_name VARCHAR, prompt_version INTEGER,
     model_provider VARCHAR, model_version VARCHAR, first_pass_model VARCHAR, model_calls INTEGER,
     cache_hits INTEGER, tokens_in INTEGER, tokens_out INTEGER, cost_usd DOUBLE, latency_s DOUBLE,
-    truncated BOOLEAN, error VARCHAR, trace_id VARCHAR, run_id VARCHAR, decided_at TIMESTAMPTZ, tier_costs JSON)
+    truncated BOOLEAN, error VARCHAR, trace_id VARCHAR, run_id VARCHAR, decided_at TIMESTAMPTZ, tier_costs JSON,
+    first_pass JSON)
 """
 TOOL_CALLS_DDL = """
 CREATE TABLE IF NOT EXISTS agents.tool_calls (
@@ -156,6 +157,7 @@ def ensure_agent_tables(con: Any) -> None:
             con.execute(f"ALTER TABLE agents.{table} ADD COLUMN IF NOT EXISTS {column} {kind}")
     for table in ("decisions", "shadow_decisions"):  # the routing cascade's cost per tier (older warehouses)
         con.execute(f"ALTER TABLE agents.{table} ADD COLUMN IF NOT EXISTS tier_costs JSON")
+        con.execute(f"ALTER TABLE agents.{table} ADD COLUMN IF NOT EXISTS first_pass JSON")  # label, confidence
 
 
 def write_results(con: Any, agent: str, partition: str, rows: list[dict[str, Any]], tool_calls: list[dict[str, Any]],

@@ -166,7 +166,8 @@ class AgentRunner:
                                  "cost_usd": usage["cost_usd"]})
             trace_id = root.trace_id
         reply = facts.reply or {}
-        return self._row(ticket, "decided", decision=decision, decided_by=decided_by, rules_fired=fired,
+        return self._row(ticket, "decided", decision=decision, decided_by=decided_by, first_pass=facts.first_pass,
+                         rules_fired=fired,
                          tool_calls=calls, reply=reply.get("body"), cited=reply.get("cited", []), truncated=truncated,
                          trace_id=trace_id, latency_s=time.perf_counter() - started, **usage)
 
@@ -375,6 +376,7 @@ class AgentRunner:
             "model_calls": values.get("model_calls", 0), "cache_hits": values.get("cache_hits", 0),
             "tokens_in": values.get("tokens_in", 0), "tokens_out": values.get("tokens_out", 0),
             "cost_usd": round(values.get("cost_usd", 0.0), 8), "tier_costs": json.dumps(values.get("tiers", {})),
+            "first_pass": json.dumps(values.get("first_pass") or {}),
             "latency_s": round(values.get("latency_s", 0.0), 6),
             "truncated": values.get("truncated", False), "error": error[:1000] or None,
             "trace_id": values.get("trace_id"), "run_id": self.toolbox.run_id, "decided_at": datetime.now(UTC),
