@@ -337,6 +337,20 @@ def report(s: Suite, runs: dict[str, list[dict[str, Any]]], results: dict[str, l
     return case, row
 
 
+def demo_factory(home: Path, title: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Settings in `home`, the model folder, and the demo data plane and models job over the default range (as
+    `make run`; smoke: its first days, small): what the evaluation benchmarks start from."""
+    if smoke():
+        os.environ.update(SMOKE_DEMO)
+    models_at, why = model_dir(home)
+    os.environ["FACTORY_MODEL_DIR"] = str(models_at)
+    settings, info = isolated_settings(home, title)
+    print(f"model folder: {settings.model_dir} ({why})")
+    days = [settings.start_date + timedelta(days=k)
+            for k in range(SMOKE_DAYS if smoke() else (settings.end_date - settings.start_date).days + 1)]
+    return settings, info, build_data(settings, days)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help="N golden cases evenly spaced over the "
@@ -345,17 +359,9 @@ def main() -> None:
     parser.add_argument("--mlflow-defaults", action="store_true", help="one more project run with MLflow's own "
                         "harness settings (diagnostic)")
     args = parse_args(parser, cases=4, repeat=1)
-    if smoke():
-        os.environ.update(SMOKE_DEMO)
     home = isolated_home(NAME)
-    models_at, why = model_dir(home)
-    os.environ["FACTORY_MODEL_DIR"] = str(models_at)
     try:
-        settings, info = isolated_settings(home, f"{NAME}: evaluate_logged vs evaluate of the same agent")
-        print(f"model folder: {settings.model_dir} ({why})")
-        days = [settings.start_date + timedelta(days=k)  # the default range, as `make run` (smoke: its first days)
-                for k in range(SMOKE_DAYS if smoke() else (settings.end_date - settings.start_date).days + 1)]
-        setup = build_data(settings, days)
+        settings, info, setup = demo_factory(home, f"{NAME}: evaluate_logged vs evaluate of the same agent")
         s = build_suite(settings, args.cases or None)
         run, watch = sides(s), Stopwatch()
         warm = warm_up(s, run, watch)

@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from benchmarks import (
     cleanup,
     isolated_home,
-    isolated_settings,
     parse_args,
     print_summary_rows,
     smoke,
     write_result,
 )
-from benchmarks.agent_workload import build_data, measured, model_dir
-from benchmarks.eval_overhead import SMOKE_DAYS, SMOKE_DEMO, build_suite, decisions
+from benchmarks.agent_workload import measured
+from benchmarks.eval_overhead import build_suite, decisions, demo_factory
 
 NAME = "routing_sweep"
 DEFAULT_CASES = 24
@@ -123,19 +120,11 @@ def main() -> None:
     parser.add_argument("--model-grid", type=floats, default=[0.0, 0.45, 0.8, 1.01])
     parser.add_argument("--escalate-grid", type=floats, default=[0.0, 0.5, 1.01])
     args = parse_args(parser, cases=4)
-    if smoke():
-        os.environ.update(SMOKE_DEMO)
     home = isolated_home(NAME)
-    models_at, why = model_dir(home)
-    os.environ["FACTORY_MODEL_DIR"] = str(models_at)
     try:
         from factory_pipelines.lib.evals.suites import SweepGrid
 
-        settings, info = isolated_settings(home, f"{NAME}: the cascade's thresholds, sweep vs point by point")
-        print(f"model folder: {settings.model_dir} ({why})")
-        days = [settings.start_date + timedelta(days=k)
-                for k in range(SMOKE_DAYS if smoke() else (settings.end_date - settings.start_date).days + 1)]
-        setup = build_data(settings, days)
+        settings, info, setup = demo_factory(home, f"{NAME}: the cascade's thresholds, sweep vs point by point")
         s = build_suite(settings, args.cases)
         grid = SweepGrid(model_below_confidence=args.model_grid, escalate_below_confidence=args.escalate_grid)
         with remote_tier(s.champion) as champion:
