@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from factory_pipelines.lib.agents.answer_schema import field_enums, labelled, narrowed, schema_fields
@@ -86,6 +87,11 @@ class AgentRunner:
             if missing:
                 raise PromptError(f"prompt {prompt.name} v{prompt.version} uses input variable(s) {missing} that agent "
                                   f"{self.manifest.name} does not provide; it provides {sorted(provided)}")
+
+    @cached_property
+    def answer_schema(self) -> dict[str, Any]:
+        """The prompt's schema with the first pass's labels (`answer_schema.labelled`), built once per runner."""
+        return labelled(self.prompt.response_schema, self.first_pass.classes if self.first_pass else {})
 
     @property
     def con(self) -> Any:
@@ -174,7 +180,7 @@ class AgentRunner:
     def _decide_fields(self, tid: str, facts: TicketFacts,
                        usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str], bool]:
         """First pass, rules, the model for the fields still open, rules again; and who decided what."""
-        schema = labelled(self.prompt.response_schema, self.first_pass.classes if self.first_pass else {})
+        schema = self.answer_schema
         enums = field_enums(schema)
         decision, decided_by, confidence, top = self._first_pass(facts)
         fixed, fired = apply_rules(self.rules, facts, decision, enums)
