@@ -97,7 +97,8 @@ def test_tickets_only_leaves_out_what_needs_the_other_feeds(tmp_path: Path, monk
     defs = build_definitions(settings)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {"raw/tickets", "staging/tickets", "features/ticket_features", "features/feast_registry",
-                    "features/online_store", "registry/prompt_versions", "models/ticket_classifier"}
+                    "features/online_store", "registry/prompt_versions", "models/ticket_classifier",
+                    "retention/purge"}, "retention purges the staged ticket text too, so it stays"
     assert "agents_job" not in {job.name for job in defs.jobs}, "both agents need the KB feed"
 
     outcome = run_partitions("data_plane_job", ["2026-11-01"], definitions=defs)[0]
