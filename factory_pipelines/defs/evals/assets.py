@@ -10,9 +10,11 @@ promote` looks up), and judge the promotion gate.
 
 
 import hashlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +257,129 @@ def compare(settings: Settings, tracking: TrackingResource, llm: LLMResource, ag
                "mlflow": {"experiment_id": experiment_id, "dataset": registered.name, **{f"{label}_run": run_id
                           for label, run_id in runs.items()}, "comparison_run": comparison_run}}
     return Comparison(summary, gate)
+
+
+NIGHTLY, ACCEPTED_TAG, NIGHT_TAG = "nightly", "eval.accepted", "eval.night"
+
+
+@dataclass
+class NightlyScores:
+    """One night's re-run of the golden suite on the champion, against its last accepted scores.
+
+    `accepted_from` says where those came from: `promotion` (the champion's side of the gate that promoted it),
+    `accepted` (a nightly run tagged `eval.accepted=true`), `evaluation` (the champion side of the latest
+    comparison of the same versions on the same dataset version) or `baseline` (none: tonight's run is the
+    accepted baseline from now on)."""
+
+    agent: str
+    day: date
+    current: dict[str, float]
+    accepted: dict[str, float]
+    accepted_run_id: str
+    accepted_from: str
+    run_id: str
+    dataset_version: str
+    champion: dict[str, str]
+    n_cases: int
+    results: list[Any]  # lib.drift.records.DriftResult, one per gated metric
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        from factory_pipelines.lib.drift.records import worst
+
+        return worst(r.status for r in self.results)
+
+
+@dataclass(frozen=True)
+class AcceptedScores:
+    run_id: str
+    source: str  # promotion | accepted | evaluation
+    dataset_version: str
+    metrics: dict[str, float]
+
+
+def nightly_scores(settings: Settings, tracking: TrackingResource, llm: LLMResource, agent: str, *,
+                   day: date | None = None, accept: bool = False,
+                   bounds: Mapping[str, tuple[float, float]] | None = None) -> NightlyScores:
+    """The champion alone on its golden suite, logged as one MLflow run of experiment `evals/<agent>` (tags
+    eval.role=nightly, eval.night=<day> and the champion's versions), judged against its last accepted scores
+    (`lib.drift.scores`: one record per gated metric; `bounds` overrides a metric's (warn, error)). With no
+    accepted scores, or with `accept`, tonight's run becomes the accepted baseline (tag eval.accepted=true)."""
+    from factory_pipelines.lib.drift.records import worst
+    from factory_pipelines.lib.drift.scores import baseline, gated_bounds, not_comparable, score_drift
+    from factory_pipelines.lib.evals.evaluate import evaluate_logged, register_cases
+    from factory_pipelines.lib.evals.promotion import DATASET_TAG, ROLE_TAG, side_tags
+    from factory_pipelines.lib.governance.operators import authorize
+
+    started = time.perf_counter()
+    manifest, suite, dataset = suite_of(settings, agent)
+    if accept:
+        decision, role = authorize(settings.policies_dir, settings.operator, "evaluate", manifest)
+        if decision.outcome != "allow":
+            raise EvaluationSetupError(f"operator {settings.operator} (role {role}) may not accept {agent}'s "
+                                       f"nightly scores: {decision.reason}")
+    day = day or datetime.now(UTC).date()
+    gated = gated_bounds(suite, bounds)
+    experiment_id = tracking.activate(experiment_name(agent))
+    champion = configuration(settings, tracking, llm, manifest, NIGHTLY, None, None)
+    client = tracking.client()
+    found = None if accept else accepted_scores(client, experiment_id, champion.versions, dataset.version)
+    cases = dataset.records()
+    governance, new_world, scorers = suite_parts(settings, manifest, suite, cases, champion)
+    tags = {"agent": agent, "suite": suite.name, DATASET_TAG: dataset.version, ROLE_TAG: NIGHTLY,
+            NIGHT_TAG: day.isoformat(), **side_tags("champion", champion.versions)}
+    registered = register_cases(dataset.name, dataset.version, cases, experiment_id)
+    evaluation, run_id = evaluate_logged(cases, champion, governance, new_world, scorers, trials=suite.trials,
+                                         dataset=registered, experiment_id=experiment_id, tags=tags)
+    current, n = dict(evaluation.metrics), len(cases)
+    if found is None:
+        results, accepted, accepted_run, source = baseline(current, gated, n), current, run_id, "baseline"
+        client.set_tag(run_id, ACCEPTED_TAG, "true")
+    elif found.dataset_version != dataset.version:
+        accepted, accepted_run, source = found.metrics, found.run_id, found.source
+        results = not_comparable(gated, n, (
+            f"the golden dataset changed: the accepted scores (MLflow run {found.run_id}) are on dataset version "
+            f"{found.dataset_version}, the suite's is {dataset.version}, so they are not compared; to accept "
+            f"tonight's scores as the new baseline, tag run {run_id} {ACCEPTED_TAG}=true (MLflow UI, the run, "
+            "Tags) or re-run the nightly with accept"), current, found.metrics)
+    else:
+        accepted, accepted_run, source = found.metrics, found.run_id, found.source
+        results = score_drift(current, found.metrics, gated, n)
+    client.set_tag(run_id, "eval.accepted_run_id", accepted_run)
+    client.set_tag(run_id, "eval.drift", worst(r.status for r in results))
+    return NightlyScores(agent, day, current, dict(accepted), accepted_run, source, run_id, dataset.version,
+                         dict(champion.versions), n, results, round(time.perf_counter() - started, 2))
+
+
+def accepted_scores(client: Any, experiment_id: str, versions: Mapping[str, str],
+                    dataset_version: str) -> AcceptedScores | None:
+    """The champion's last accepted scores: the most recent of its own side of the passed gate that promoted it
+    (it was the challenger there) and a nightly run tagged eval.accepted=true for the same versions, whatever
+    the dataset version; else, for a champion never promoted through the gate, its side of the latest
+    comparison of the same versions on this dataset version; None when there is neither."""
+    from factory_pipelines.lib.evals.promotion import DATASET_TAG, GATE_TAG, ROLE_TAG, side_tags
+
+    def latest(wanted: Mapping[str, str]) -> Any:
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in wanted.items())
+        runs = client.search_runs([experiment_id], filter_string=where, order_by=["attributes.start_time DESC"],
+                                  max_results=1)
+        return runs[0] if runs else None
+
+    gate = latest({ROLE_TAG: "comparison", GATE_TAG: "passed", **side_tags("challenger", versions)})
+    night = latest({ROLE_TAG: NIGHTLY, ACCEPTED_TAG: "true", **side_tags("champion", versions)})
+    candidates = [(run.info.start_time, source, run.data.tags.get(tag) or run.info.run_id)
+                  for run, source, tag in ((gate, "promotion", "eval.challenger_run_id"), (night, "accepted", ""))
+                  if run is not None]
+    if not candidates:
+        compared = latest({ROLE_TAG: "comparison", DATASET_TAG: dataset_version, **side_tags("champion", versions)})
+        if compared is None or not compared.data.tags.get("eval.champion_run_id"):
+            return None
+        candidates = [(compared.info.start_time, "evaluation", compared.data.tags["eval.champion_run_id"])]
+    _, source, run_id = max(candidates)
+    run = client.get_run(run_id)
+    return AcceptedScores(run_id, source, run.data.tags.get(DATASET_TAG) or run.data.tags.get("eval.dataset_version", ""),
+                          {k: float(v) for k, v in run.data.metrics.items()})
 
 
 def decisions_differ(champion: Any, challenger: Any) -> dict[str, list[str]]:
