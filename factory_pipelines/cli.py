@@ -92,7 +92,10 @@ def demo_data(
 
 
 PHASES = {"data_plane_job": "data plane", "models_job": "models and prompts", "agents_job": "agents",
-          "live_evals_job": "live comparisons"}
+          "drift_job": "drift", "live_evals_job": "live comparisons"}
+# A job run day by day right after another's day: the drift of day D is judged before the agents decide D+1,
+# so their gate sees it (`data.drift`), as the nightly schedules order it.
+DAY_AFTER = {"agents_job": "drift_job"}
 
 
 def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,11 +122,12 @@ def _stop_on_signals(command: Callable[..., Any]) -> Callable[..., Any]:
 def run(
     start: StartOpt = None,
     end: EndOpt = None,
-    job: Annotated[str, typer.Option(help="One job to run (data_plane_job, models_job, agents_job, live_evals_job); "
-                                          "default: all four in that order.")] = "all",
+    job: Annotated[str, typer.Option(help="One job to run (data_plane_job, models_job, agents_job, drift_job, "
+                                          "live_evals_job); default: all of them in that order (each day's drift "
+                                          "right after its agents).")] = "all",
 ) -> None:
     """Run the factory for each day of a range, in process, on its Dagster instance: data plane, then models
-    and prompts, then agents, then the live comparisons of challengers in shadow or canary."""
+    and prompts, then agents with each day's drift right after it, then the live comparisons of challengers in shadow or canary."""
     from factory_pipelines.defs.agents.definitions import why_no_agents_job
     from factory_pipelines.defs.agents.schedules import AGENTS_JOB
     from factory_pipelines.runs import load_definitions
@@ -191,22 +195,36 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=console, disable=log,
     ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def run(name: str, partitions: list[str | None]) -> bool:
+            """`name` over `partitions`, outcomes appended; False when a signal stopped it."""
+            if name not in tasks:
+                total = 1 if name == "models_job" else len(keys)
+                tasks[name] = progress.add_task(PHASES.get(name, name), total=total)
+            task = tasks[name]
+
+            def on_start(key: str) -> None:
+                progress.update(task, description=f"{PHASES.get(name, name)} {key}")
+                started(name, key)
+
+            def on_done(key: str, ok: bool) -> None:
+                progress.advance(task)
+                done(name, key, ok)
+
+            outcomes.setdefault(name, []).extend(
+                run_partitions(name, partitions, definitions=definitions, on_start=on_start, on_done=on_done, stop=stop))
+            return not stop.stopped
+
         try:
             for name in jobs:
-                partitions: list[str | None] = [None] if name == "models_job" else list(keys)
-                task = progress.add_task(PHASES.get(name, name), total=len(partitions))
-
-                def on_start(key: str, task: Any = task, name: str = name) -> None:
-                    progress.update(task, description=f"{PHASES.get(name, name)} {key}")
-                    started(name, key)
-
-                def on_done(key: str, ok: bool, task: Any = task, name: str = name) -> None:
-                    progress.advance(task)
-                    done(name, key, ok)
-
-                outcomes[name] = run_partitions(name, partitions, definitions=definitions, on_start=on_start,
-                                                on_done=on_done, stop=stop)
-                if stop.stopped:
+                if name in outcomes:
+                    continue  # ran with the job it follows
+                follower = DAY_AFTER.get(name) if DAY_AFTER.get(name) in jobs else None
+                if follower is None:
+                    if not run(name, [None] if name == "models_job" else list(keys)):
+                        break
+                elif not all(run(name, [key]) and run(follower, [key]) for key in keys):
                     break
                 if name == "data_plane_job" and stop_after_failed_data_plane and not all(o.success for o in outcomes[name]):
                     break  # agents never run on days whose contracts failed; say so before going on

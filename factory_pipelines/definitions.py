@@ -14,6 +14,7 @@ import dagster as dg
 from factory_pipelines.defs.agents import definitions as agents
 from factory_pipelines.defs.alerts import definitions as alerts
 from factory_pipelines.defs.contracts import definitions as contracts
+from factory_pipelines.defs.drift import definitions as drift
 from factory_pipelines.defs.evals import definitions as evals
 from factory_pipelines.defs.features import definitions as features
 from factory_pipelines.defs.governance import definitions as governance
@@ -29,7 +30,7 @@ DOMAINS = {  # in layer order: a domain sees what the ones before it defined
     "ingestion": ingestion.build, "staging": staging.build, "contracts": contracts.build,
     "features": features.build, "registry": registry.build, "models": models.build,
     "agents": agents.build, "governance": governance.build, "evals": evals.build,
-    "retention": retention.build,
+    "drift": drift.build, "retention": retention.build,
     "alerts": alerts.build,  # last: it watches every check the domains before it define
 }
 

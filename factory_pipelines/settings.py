@@ -53,6 +53,18 @@ def _settings_file() -> Path:
     return Path(os.environ.get("FACTORY_SETTINGS_FILE", REPO_ROOT / "factory.yaml"))
 
 
+def _check_schedule(cron: str, timezone: str) -> None:
+    """A cron string of five fields and a known IANA time zone (Dagster would only fail when loading)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if len(cron.split()) != 5:
+        raise ValueError(f"drift_schedule_cron {cron!r} must have five fields (minute hour day month weekday)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"drift_schedule_timezone {timezone!r} is not an IANA time zone") from exc
+
+
 class Settings(BaseSettings):
     """Every knob of the factory. Paths left empty are derived from `home`."""
 
@@ -158,6 +170,15 @@ class Settings(BaseSettings):
     alert_webhook_attempts: int = Field(3, ge=1, le=10, description="POSTs of one alert per sensor tick before it "
                                         "is left as failed (the next tick tries again).")
 
+    # Drift: nightly per agent (drift/<agent>.yaml at the project root; lib/drift, defs/drift).
+    drift_config_dir: Path = Field(REPO_ROOT / "drift", description="One drift/<agent>.yaml per agent judged nightly "
+                                   "(windows, bounds, families); an agent without a file has no drift asset.")
+    drift_dir: Path | None = Field(None, description="Where the nightly drift reports are written (<agent>/<day>.html); "
+                                   "default <home>/drift.")
+    drift_schedule_cron: str = Field("0 6 * * *", description="When each agent's nightly drift runs (cron, in "
+                                     "drift_schedule_timezone), on the previous day's partition; on by default.")
+    drift_schedule_timezone: str = Field("UTC", description="IANA time zone of drift_schedule_cron.")
+
     # Retention and PII minimization (lib/governance/retention.py, lib/governance/pii.py).
     retention_days: int = Field(90, ge=0, description="Days raw ticket text, prompts, model inputs and outputs, reply "
                                 "bodies and traces are kept; then `factory purge` (and the retention job) deletes or "
@@ -186,6 +207,7 @@ class Settings(BaseSettings):
             "dagster_home": self.dagster_home or home / "dagster",
             "kill_switches_file": self.kill_switches_file or home / "governance" / "kill_switches.jsonl",
             "audit_anchor": self.audit_anchor or home / "governance" / "audit_head",
+            "drift_dir": self.drift_dir or home / "drift",
         }
         for key, value in derived.items():
             object.__setattr__(self, key, value)
@@ -193,6 +215,7 @@ class Settings(BaseSettings):
             raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
             raise ValueError("alert_webhook_url must be an http:// or https:// URL")
+        _check_schedule(self.drift_schedule_cron, self.drift_schedule_timezone)
         if self.feast_online_store == "redis" and not self.feast_redis_url:
             raise ValueError("feast_online_store=redis needs FACTORY_FEAST_REDIS_URL")
         return self

@@ -20,6 +20,7 @@ EXPECTED_ASSETS = {
     "agents/support_triage": "agents", "agents/knowledge_gap": "agents",
     "governance/review_actions": "governance", "evals/support_triage": "evals", "evals/knowledge_gap": "evals",
     "evals/live/support_triage": "evals", "evals/live/knowledge_gap": "evals", "retention/purge": "retention",
+    "drift/support_triage": "drift", "drift/knowledge_gap": "drift",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
@@ -28,6 +29,8 @@ EXPECTED_CHECKS = {
     "governance/review_actions:audit_log_verified",
     "evals/support_triage:promotion_gate_support_triage", "evals/knowledge_gap:promotion_gate_knowledge_gap",
     "evals/live/support_triage:live_gate_support_triage", "evals/live/knowledge_gap:live_gate_knowledge_gap",
+    *(f"drift/support_triage:{c}" for c in ("feature_drift", "text_drift", "decision_drift", "quality_drift")),
+    *(f"drift/knowledge_gap:{c}" for c in ("text_drift", "decision_drift")),
 }
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")  # FACTORY_START_DATE
 
@@ -197,3 +200,27 @@ def test_a_manifest_naming_a_missing_or_invalid_policy_set_fails_the_load(tmp_pa
     settings = use_home(monkeypatch, tmp_path / "home2", policies_dir=str(policies))
     with pytest.raises(PolicyError, match="knowledge_gap.yaml.*does not validate"):
         build_definitions(settings)
+
+
+def test_each_agents_drift_follows_its_day_and_runs_nightly_by_default(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    defs = build_definitions(settings)
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["drift", "support_triage"]))
+    assert {k.to_user_string() for k in node.parent_keys} == {"agents/support_triage"} and node.partitions_def == DAYS
+    drift = defs.resolve_job_def("drift_job")
+    assert {k.to_user_string() for k in drift.asset_layer.executable_asset_keys} == {
+        "drift/support_triage", "drift/knowledge_gap"}
+    schedule = defs.resolve_schedule_def("drift_support_triage_nightly_schedule")
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        repository = defs.get_repository_def()
+        context = dg.build_schedule_context(instance=instance, repository_def=repository,
+                                            scheduled_execution_time=datetime(2026, 11, 7, 6, 0, tzinfo=UTC))
+        (request,) = schedule.evaluate_tick(context).run_requests or []
+        assert request.partition_key == "2026-11-06"
+        assert request.asset_selection == [dg.AssetKey(["drift", "support_triage"])]
+        context = dg.build_schedule_context(instance=instance, repository_def=repository,
+                                            scheduled_execution_time=datetime(2026, 11, 1, 6, 0, tzinfo=UTC))
+        assert not schedule.evaluate_tick(context).run_requests, "the day before the first partition is skipped"

@@ -21,7 +21,6 @@ from factory_pipelines.lib.drift.records import Window
 
 Method = Literal["wasserstein", "jensenshannon", "psi", "hellinger", "kl_div", "ed", "ks", "chisquare", "z",
                  "anderson", "cramer_von_mises", "mannw", "t_test", "g_test"]
-CONFIG_DIR = "drift"
 
 
 class DriftConfigError(ConfigError):
@@ -127,12 +126,15 @@ class DecisionSpec(_Strict):
     cost: str | None = "cost_usd"
     rate_bound: Bound = Bound(warn=0.05, error=0.10)  # absolute change of a rate (0.05 = 5 points)
     cost_bound: Bound = Bound(warn=0.25, error=0.5)  # relative change of the mean cost per ticket
+    cost_floor_usd: float = Field(0.001, ge=0, description="The change is relative to max(reference mean, this): "
+                                  "a tenth of a cent more per ticket is no drift when the reference costs nothing.")
 
 
 class QualitySpec(_Strict):
     """Accuracy estimated from calibrated confidences (CBPE) against the reference's realized accuracy."""
 
     table: str = "agents.decisions"
+    field: str = Field("action", min_length=1, description="The decision field whose first-pass confidence is judged.")
     confidence: str = "confidence"
     correct: str = "correct"
     bound: Bound = Bound(warn=0.05, error=0.10)  # drop of accuracy, absolute
@@ -173,15 +175,16 @@ class DriftConfig(_Strict):
         return self.bounds.get(method, DEFAULT_BOUNDS[method])  # type: ignore[call-overload]
 
 
-def config_path(root: Path, agent: str) -> Path:
-    return Path(root) / CONFIG_DIR / f"{agent}.yaml"
+def config_path(config_dir: Path, agent: str) -> Path:
+    """`<config_dir>/<agent>.yaml` (the setting `drift_config_dir`, the shipped `drift/` by default)."""
+    return Path(config_dir) / f"{agent}.yaml"
 
 
 def load_config(path: Path) -> DriftConfig:
     """`drift/<agent>.yaml` as a DriftConfig; the agent named inside must match the file name."""
     path = Path(path)
     if not path.is_file():
-        raise DriftConfigError(f"{path}: no drift configuration (expected {CONFIG_DIR}/<agent>.yaml)")
+        raise DriftConfigError(f"{path}: no drift configuration (expected <drift_config_dir>/<agent>.yaml)")
     try:
         config = DriftConfig.model_validate(read_mapping(path, "drift configuration", DriftConfigError))
     except ValidationError as exc:

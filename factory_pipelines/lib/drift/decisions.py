@@ -3,7 +3,8 @@ calls and refunds, and the cost per ticket.
 
 The mixes are categorical columns and get the same Evidently tests as features (Jensen-Shannon above 1,000
 reference rows, chi-square or z at or below). A rate is judged by its absolute change (0.05 = 5 points), the
-cost by its relative change: both read directly as "the agent escalates 7 points more than usual".
+cost by its relative change (against at least `cost_floor_usd`, so a fraction of a cent on a nearly free
+reference is no drift): both read directly as "the agent escalates 7 points more than usual".
 `decision_flags` derives the three flags from the agent tables (`agents.decisions`, `agents.tool_calls`).
 """
 
@@ -88,7 +89,8 @@ def _cost(reference: pd.Series, current: pd.Series, spec: DecisionSpec, config: 
         return insufficient("cost_per_ticket", spec.cost or "cost", "rel_change", bound.warn, bound.error,
                             len(ref), len(cur), short)
     r, c = float(ref.mean()), float(cur.mean())
-    value = abs(c / r - 1.0) if r > 0 else (0.0 if c == 0 else math.inf)
+    base = max(r, spec.cost_floor_usd)
+    value = abs(c - r) / base if base > 0 else (0.0 if c == r else math.inf)
     return DriftResult("cost_per_ticket", spec.cost or "cost", "rel_change", value, bound.warn, bound.error,
                        judge(value, bound.warn, bound.error, True), len(ref), len(cur), True,
                        f"mean cost per ticket {r:.6f} -> {c:.6f} USD", r, c,

@@ -22,7 +22,7 @@ def _write(tmp_path: Path, data: object, name: str = "support_triage") -> Path:
 
 
 def test_the_shipped_configuration_loads_and_covers_every_family() -> None:
-    cfg = load_config(config_path(REPO_ROOT, "support_triage"))
+    cfg = load_config(config_path(REPO_ROOT / "drift", "support_triage"))
     assert cfg.agent == "support_triage" and cfg.features and cfg.text and cfg.decisions and cfg.quality
     assert "day_of_week" not in cfg.features.numeric + cfg.features.categorical
     assert cfg.bound("psi").warn == 0.35 and cfg.bound("hellinger").warn == 0.1  # file's, then the default
@@ -61,5 +61,5 @@ def test_a_malformed_file_names_the_file_and_the_field(tmp_path: Path, data: obj
 
 
 def test_a_missing_file_says_where_it_was_expected(tmp_path: Path) -> None:
-    with pytest.raises(DriftConfigError, match=r"no drift configuration \(expected drift/<agent>.yaml\)"):
+    with pytest.raises(DriftConfigError, match=r"no drift configuration \(expected <drift_config_dir>/<agent>.yaml\)"):
         load_config(config_path(tmp_path, "support_triage"))
