@@ -134,7 +134,8 @@ def cedar_request(record: dict[str, Any], tool: str, manifest: Any) -> dict[str,
     features = inputs.get("customer") or {}
     context: dict[str, Any] = {
         "tool": tool, "ticket_id": ticket["ticket_id"], "customer": customer_context(features),
-        "data": {"contracts_passed": True, "features_age_hours": 1, "features_after_ticket": False},
+        "data": {"contracts_passed": True, "features_age_hours": 1, "features_after_ticket": False,
+                 "drift": {"status": "none", "slices": []}},
         "budget": Budget.from_manifest(manifest.budgets).cedar(), "risk_score": 0}
     resource = {"type": "Ticket", "id": ticket["ticket_id"]}
     if tool == "issue_refund":

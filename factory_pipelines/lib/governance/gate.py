@@ -5,7 +5,7 @@ denies it, whatever the policies say). Then the call is built into a request: pr
 (stage, version, granted tools), action = the tool, resource = the target (customer, order or ticket),
 context = the validated arguments, the customer's features, a risk score (`policies/gate.yaml`), the
 budget used so far, and the data behind the call (did the partition's contracts pass, how old are the
-features, is any newer than the ticket). Facts the policies need and the model could lie about (whose
+features, is any newer than the ticket, did last night's drift reach error level). Facts the policies need and the model could lie about (whose
 order it is, what a reply contains) are looked up (`shop`) or scanned (`reply_scan`) here, never taken
 from the model. A reviewer's word on an exact call binds re-runs; escalated calls go to the review queue,
 and an executed side effect is written to the audit log in the transaction that executes it.
@@ -50,6 +50,8 @@ class CedarGate:
     con: Any  # the warehouse, for facts the model must not supply: order owners, customer emails
     contracts_passed: bool = True
     as_of: datetime | None = None
+    drift_status: str = "none"  # lib/drift/status.py: none, ok, insufficient, warn, error or acknowledged
+    drift_slices: tuple[str, ...] = ()  # the drifted `metric.column.method` keys of that night
     manifest_kill_switch: bool = False  # the manifest's own kill_switch: true stops every call
     review_ttl_hours: float = review.DEFAULT_TTL_HOURS  # escalated calls wait this long for a reviewer
     decisions: int = 0
@@ -63,10 +65,12 @@ class CedarGate:
     @classmethod
     def for_agent(cls, manifest: Any, engine: PolicyEngine, switches: KillSwitches, config: GateConfig, con: Any,
                   budget: Budget, *, as_of: datetime | None = None, contracts_passed: bool = True,
-                  review_ttl_hours: float = review.DEFAULT_TTL_HOURS) -> CedarGate:
-        """The gate of one run of the agent a manifest declares."""
+                  review_ttl_hours: float = review.DEFAULT_TTL_HOURS, drift_status: str = "none",
+                  drift_slices: tuple[str, ...] = ()) -> CedarGate:
+        """The gate of one run of the agent a manifest declares (`drift_*`: the agent's latest drift night)."""
         return cls(engine, manifest.name, manifest.stage, manifest.version, list(manifest.tools), switches, budget,
                    config, con, contracts_passed=contracts_passed, as_of=as_of,
+                   drift_status=drift_status, drift_slices=tuple(drift_slices),
                    manifest_kill_switch=manifest.kill_switch, review_ttl_hours=review_ttl_hours)
 
     def __post_init__(self) -> None:
@@ -171,7 +175,8 @@ class CedarGate:
 
     def _data(self, facts: TicketFacts) -> dict[str, Any]:
         """The data behind the call: the partition's contracts, the age of the oldest feature at the ticket's
-        time (-1: none read), and whether any feature is newer than the ticket (read from its future)."""
+        time (-1: none read), whether any feature is newer than the ticket (read from its future), and the
+        agent's drift status with its drifted slices."""
         times, moment = facts.feature_times, _ticket_time(facts) or self.as_of
         if self._data_memo and self._data_memo[0] is times and self._data_memo[1] == moment:
             return self._data_memo[2]
@@ -180,7 +185,8 @@ class CedarGate:
             stamps = [_naive_utc(datetime.fromisoformat(t)) for t in times.values()]
             age = max(0, int((moment - min(stamps)).total_seconds() // 3600))
             after = max(stamps) > moment
-        data = {"contracts_passed": self.contracts_passed, "features_age_hours": age, "features_after_ticket": after}
+        data = {"contracts_passed": self.contracts_passed, "features_age_hours": age, "features_after_ticket": after,
+                "drift": {"status": self.drift_status, "slices": list(self.drift_slices)}}
         self._data_memo = (times, moment, data)
         return data
 
@@ -257,7 +263,9 @@ def recorded_request(text: str) -> dict[str, Any]:
     """A Cedar request as recorded, with context attributes added to the schema since filled in with the
     value they had then (so replays and rechecks of old calls stay valid requests)."""
     request = json.loads(text)
-    request["context"].get("data", {}).setdefault("features_after_ticket", False)
+    data = request["context"].get("data", {})
+    data.setdefault("features_after_ticket", False)
+    data.setdefault("drift", {"status": "none", "slices": []})  # recorded before drift entered the context
     return request
 
 

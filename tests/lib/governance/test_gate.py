@@ -51,7 +51,8 @@ def test_small_refund_on_own_delivered_order_is_allowed_and_executes_once(con: A
     context = first.verdict.request["context"]
     assert context["amount_cents"] == 4999 and context["order"] == {
         "found": True, "customer_matches": True, "amount_cents": 4999, "refunded_cents": 0, "status": "delivered"}
-    assert context["data"] == {"contracts_passed": True, "features_age_hours": 12, "features_after_ticket": False}
+    assert context["data"] == {"contracts_passed": True, "features_age_hours": 12, "features_after_ticket": False,
+                               "drift": {"status": "none", "slices": []}}
     assert con.execute("SELECT order_id, amount, currency, ticket_id FROM agents.refunds").fetchall() == [
         ("O-1000001", 49.99, "USD", "T-1")]
 
@@ -430,7 +431,8 @@ def test_a_ticket_reading_features_newer_than_itself_escalates_its_side_effects(
     future.ticket = ticket
     refund = tb.call("issue_refund", "T-1", refund_args(), future)
     assert refund.verdict.request["context"]["data"] == {"contracts_passed": True, "features_age_hours": 0,
-                                                         "features_after_ticket": True}
+                                                         "features_after_ticket": True,
+                                                         "drift": {"status": "none", "slices": []}}
     assert (refund.status, refund.verdict.policies) == ("escalated", ("data/features_after_ticket",))
     reply = tb.call("send_reply", "T-1", reply_args("We are looking into it."), future)
     assert (reply.status, reply.verdict.policies) == ("escalated", ("data/features_after_ticket",))
