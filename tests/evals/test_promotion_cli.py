@@ -150,3 +150,28 @@ def test_a_regressing_challenger_is_refused_and_its_gate_fails_the_asset(factory
 
     missing = invoke("eval", "support_triage", "--prompt-version", "9")
     assert missing.exit_code == 2 and "support_triage/9 is not in the MLflow Prompt Registry" in missing.text
+
+
+def test_an_unacknowledged_drift_alert_blocks_promotion_until_it_is_acked(factory: Any, tmp_path: Path) -> None:
+    import duckdb
+
+    from factory_pipelines.lib.alerts.store import CheckFailure, ack, record
+
+    with duckdb.connect(str(factory.warehouse)) as con:
+        (alert,) = record(con, [CheckFailure("feature_drift", "drift/support_triage", "drift-run",
+                                             partition="2026-11-06")], deliver=False)
+        record(con, [CheckFailure("text_drift", "drift/support_triage", "drift-run", severity="warn",
+                                  partition="2026-11-06")], deliver=False)
+    good = challenger_file(tmp_path / "good", "Be precise.")
+    refused = invoke("eval", "support_triage", "--prompt-file", str(good), "--promote")
+    assert refused.exit_code == 0, refused.output  # `eval --promote` evaluates; a refusal says why
+    assert "promotion gate passed" in refused.text
+    assert "operations/promote_needs_no_open_drift" in refused.text and "factory alerts ack" in refused.text
+    assert champion(factory) == 1, "no alias moved"
+    with duckdb.connect(str(factory.warehouse)) as con:
+        ack(con, alert, by="oncall", note="new pricing page, expected")  # a warn alert never blocks
+    promoted = invoke("promote", "support_triage")
+    assert promoted.exit_code == 0, promoted.output
+    assert champion(factory) == 2
+    kinds = audit_kinds(factory)
+    assert kinds.count("promotion_refused") == 1 and kinds[-1] == "promoted", kinds

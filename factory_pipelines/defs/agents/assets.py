@@ -227,15 +227,19 @@ def tool_env(con: Any, feature_store: FeatureStoreResource, manifest: AgentManif
 
 def day_toolbox(context: dg.AssetExecutionContext, manifest: AgentManifest, policy_engine: PolicyEngineResource,
                 env: Any, *, log_only: bool = False) -> Any:
-    """The day's toolbox behind the agent's Cedar gate, with its own budget (a shadow's calls are log-only)."""
+    """The day's toolbox behind the agent's Cedar gate, with its own budget (a shadow's calls are log-only) and
+    the drift of the nights before the day (a day never reads its own night: re-runs decide alike)."""
     from factory_pipelines.lib.agents.toolbox import Budget, Toolbox
+    from factory_pipelines.lib.drift.status import drift_status
     from factory_pipelines.lib.governance.gate import CedarGate
     from factory_pipelines.lib.governance.shop import refunds_used_cents
 
     day, config = context.partition_key, policy_engine.gate_config()
     budget = Budget.from_manifest(manifest.budgets, refunds_used_cents(env.con, manifest.name, day, config))
+    drift = drift_status(env.con, manifest.name, date.fromisoformat(day) - timedelta(days=1))
     gate = CedarGate.for_agent(manifest, policy_engine.engine(manifest.policy_set), policy_engine.switches(), config,
-                               env.con, budget, as_of=env.as_of, review_ttl_hours=policy_engine.review_ttl_hours)
+                               env.con, budget, as_of=env.as_of, review_ttl_hours=policy_engine.review_ttl_hours,
+                               drift_status=drift.status, drift_slices=drift.slices)
     return Toolbox(manifest.name, env, gate, budget, run_id=context.run.run_id, partition=day, log_only=log_only)
 
 

@@ -1,9 +1,10 @@
 """The drift status an agent day acts on: the verdict of the agent's latest night, as the Cedar gate sees it.
 
-An agent day D runs before drift judges D, so it reads the latest night up to D (usually D-1). A night older
-than `max_age_days` says nothing about today (drift stopped running), so it counts as no night. An error night
-whose every error alert on `drift/<agent>` was acknowledged is `acknowledged`: the on-call read the report and
-accepted the shift, so side effects act again without waiting for the data to move back.
+An agent day D runs before drift judges D, so it asks for the latest night up to D-1 (a re-run of D never reads
+D's own night, and decides as the first run did). A night older than `max_age_days` says nothing about today
+(drift stopped running), so it counts as no night. An error night whose every error alert on `drift/<agent>` was
+acknowledged is `acknowledged`: the on-call read the report and accepted the shift, so side effects act again
+without waiting for the data to move back.
 """
 
 from __future__ import annotations

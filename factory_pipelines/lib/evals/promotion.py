@@ -225,8 +225,10 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     stage = next((st for st in STAGES if stage_versions(aliases, moving, st) == {k: s.challenger for k, s in
                                                                                   moving.items()}), "offline")
     promotion.stage = {"from": stage, "to": stages.after(stage) if stages else "champion"}
+    open_drift = open_drift_alerts(con, manifest.name)
     decision, promotion.role = authorize(policies_dir, operator, "promote", manifest,
-                                         {"changes": sorted(KINDS[k] for k in moving), "gate_passed": bool(gate and gate.passed)})
+                                         {"changes": sorted(KINDS[k] for k in moving), "gate_passed": bool(gate and gate.passed),
+                                          "open_drift_alerts": len(open_drift)})
     promotion.policies = list(decision.policies)
     failures = gate.failures if gate else []
     reason = _refusal(manifest.name, champion, challenger, dataset_version, gate, decision) \
@@ -245,6 +247,14 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     moves = _stage_moves(aliases, current, moving, promotion.stage["to"])
     _moved_and_recorded(aliases, moves, con, PROMOTED if promotion.stage["to"] == "champion" else STAGED, promotion)
     return promotion
+
+
+def open_drift_alerts(con: Any, agent: str) -> list[dict[str, Any]]:
+    """The agent's drift alerts at error level nobody acknowledged (any night): while there is one, the
+    shipped policy `operations/promote_needs_no_open_drift` forbids promoting."""
+    from factory_pipelines.lib.alerts.store import list_alerts
+
+    return list_alerts(con, asset=f"drift/{agent}", severity="error")
 
 
 def _stage_moves(aliases: Aliases, current: dict[str, Slot], moving: dict[str, Slot], target: str) -> list[AliasMove]:
@@ -270,6 +280,9 @@ def _refusal(agent: str, champion: Mapping[str, str], challenger: Mapping[str, s
                 f"run `factory eval {agent}` first")
     if not gate.passed:
         return f"{agent}: the latest promotion gate for {versions} failed (MLflow run {gate.run_id})"
+    if "operations/promote_needs_no_open_drift" in decision.policies:
+        return (f"{agent}: drift has error alerts nobody acknowledged ({decision.reason}); read the drift report "
+                f"(`factory alerts list --asset drift/{agent}`), then `factory alerts ack <id>` and promote again")
     return f"{agent}: the policies do not permit this promotion: {decision.reason}"
 
 
