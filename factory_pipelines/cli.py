@@ -26,6 +26,8 @@ from rich.table import Table
 
 from factory_pipelines.agents_cli import register as register_agents
 from factory_pipelines.alerts_cli import register as register_alerts
+from factory_pipelines.drift_cli import drift_summary
+from factory_pipelines.drift_cli import register as register_drift
 from factory_pipelines.evals_cli import register as register_evals
 from factory_pipelines.governance_cli import register as register_governance
 from factory_pipelines.instance import prepare_instance
@@ -52,6 +54,7 @@ def _days(settings: Settings, start: datetime | None, end: datetime | None) -> l
 register_agents(app)
 register_evals(app)
 register_alerts(app)
+register_drift(app)
 register_governance(app)
 register_purge(app)
 
@@ -297,6 +300,10 @@ def _print_summary(outcomes: dict[str, list], settings: Settings) -> None:
     if "agents_job" in outcomes:
         console.print(agents_table(outcomes["agents_job"], holdout))
         console.print(governance_table(settings))
+    if "drift_job" in outcomes:
+        drifted = drift_summary(settings, [o.partition for o in outcomes["drift_job"]])
+        if drifted is not None:
+            console.print(drifted)
     failures = failures_table([o for runs in outcomes.values() for o in runs])
     if failures is not None:
         console.print(failures)

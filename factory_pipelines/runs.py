@@ -56,11 +56,12 @@ def run_partitions(
     on_done: Callable[[str, bool], None] = lambda key, ok: None,
     definitions: dg.Definitions | None = None,
     stop: SignalStop | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> list[PartitionOutcome]:
     """Run `job_name` for each partition key in order (None: an unpartitioned job), on the instance at
     $DAGSTER_HOME. With `stop`, a SIGINT or SIGTERM ends the loop: the run it arrived in is the last
     outcome (`interrupted` unless it succeeded all the same), the later keys are not run, and `stop.signum`
-    says which signal it was."""
+    says which signal it was. `asset_selection`: only those assets of the job (and their checks)."""
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(job_name)
     outcomes: list[PartitionOutcome] = []
@@ -74,7 +75,8 @@ def run_partitions(
                 on_start(key or job_name)
                 with stop.running() if stop is not None else nullcontext():
                     result = job.execute_in_process(
-                        partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags
+                        partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags=tags,
+                        asset_selection=asset_selection,
                     )
                 outcome = _outcome(key or "", result)
                 outcome.alerts = record_alerts(instance, result.run_id)

@@ -92,10 +92,10 @@ def build_drift_asset(settings: Settings, manifest: Any, config: Any,
         with warehouse.connect() as con:
             run = judge_night(config, day, con, labels_dir,
                               lambda entities: feature_store.historical_features(entities, service))
-            record_night(con, run, context.run_id)
+            record_night(con, run, context.run.run_id)
             past = history(con, agent, day, TREND_NIGHTS)
         report = write_report(run, report_path(drift_dir, agent, day), past)
-        mlflow_run = log_night(tracking, run, report, context.run_id)
+        mlflow_run = log_night(tracking, run, report, context.run.run_id)
         links = {"report": dg.MetadataValue.path(str(report)), "mlflow_run": mlflow_run}
         context.log.info(f"drift/{agent} {day}: {run.verdict} ({len(run.by_status('error'))} error, "
                          f"{len(run.by_status('warn'))} warn records); report {report}")

@@ -94,6 +94,9 @@ class FeatureSpec(_Strict):
     numeric: list[str] = []
     categorical: list[str] = []
     psi: bool = Field(True, description="Also PSI on every numeric column, beside the main test.")
+    numeric_method: Method | None = Field(None, description="The test of every numeric column; default "
+                                          "Evidently's choice by size (a column's override wins).")
+    categorical_method: Method | None = Field(None, description="The same for every categorical column.")
     columns: dict[str, ColumnOverride] = {}
 
     @model_validator(mode="after")
@@ -122,6 +125,7 @@ class DecisionSpec(_Strict):
 
     table: str = "agents.decisions"
     categorical: list[str] = ["category", "priority", "action"]
+    method: Method | None = Field(None, description="The test of each mix; default Evidently's choice by size.")
     rates: list[str] = ["escalated", "denied", "refunded"]
     cost: str | None = "cost_usd"
     rate_bound: Bound = Bound(warn=0.05, error=0.10)  # absolute change of a rate (0.05 = 5 points)

@@ -52,7 +52,7 @@ def decision_drift(reference: pd.DataFrame, current: pd.DataFrame, config: Drift
     missing = [c for c in needed if c not in reference or c not in current]
     if missing:
         raise KeyError(f"{spec.table}: decision columns {missing} are not in the reference or current rows")
-    as_features = FeatureSpec(table=spec.table, categorical=spec.categorical)
+    as_features = FeatureSpec(table=spec.table, categorical=spec.categorical, categorical_method=spec.method)
     results = [dataclasses.replace(r, metric="decision")
                for column in spec.categorical
                for r in column_drift(reference[column], current[column], column, "categorical", config, as_features)]

@@ -45,7 +45,8 @@ def column_drift(reference: pd.Series, current: pd.Series, column: str, kind: Ki
     if kind == "categorical" and not _labels(ref.dtype):
         ref, cur = ref.astype(str), cur.astype(str)  # booleans and codes become labels, as Evidently expects
     override = spec.columns.get(column)
-    named = override.method if override else None
+    named = (override.method if override else None) or (spec.numeric_method if kind == "numeric"
+                                                          else spec.categorical_method)
     methods: list[str | None] = [named]
     if kind == "numeric" and spec.psi and named != "psi":
         methods.append("psi")

@@ -25,7 +25,9 @@ def test_the_shipped_configuration_loads_and_covers_every_family() -> None:
     cfg = load_config(config_path(REPO_ROOT / "drift", "support_triage"))
     assert cfg.agent == "support_triage" and cfg.features and cfg.text and cfg.decisions and cfg.quality
     assert "day_of_week" not in cfg.features.numeric + cfg.features.categorical
-    assert cfg.bound("psi").warn == 0.35 and cfg.bound("hellinger").warn == 0.1  # file's, then the default
+    assert cfg.bound("psi").warn == 0.4 and cfg.bound("hellinger").warn == 0.1  # file's, then the default
+    assert (cfg.features.numeric_method, cfg.features.categorical_method, cfg.decisions.method) == (
+        "wasserstein", "jensenshannon", "jensenshannon")
 
 
 def test_windows_roll_with_the_night_or_stay_fixed() -> None:
