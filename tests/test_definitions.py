@@ -214,7 +214,7 @@ def test_each_agents_drift_follows_its_day_and_runs_nightly_by_default(settings:
     schedule = defs.resolve_schedule_def("drift_support_triage_nightly_schedule")
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         repository = defs.get_repository_def()
         context = dg.build_schedule_context(instance=instance, repository_def=repository,
                                             scheduled_execution_time=datetime(2026, 11, 7, 6, 0, tzinfo=UTC))
