@@ -68,16 +68,15 @@ def drift(
     if not outcome.success:
         console.print(f"[red]drift_job {judged} failed: {escape(outcome.error)}[/red] (run {outcome.run_id})")
         raise typer.Exit(1)
-    unjudged = [n for n in nights.values() if n is not None and _window_record(n) is not None]
-    for night in unjudged:
-        record = _window_record(night)
+    unjudged = [(n, record) for n in nights.values() if n is not None and (record := _window_record(n))]
+    for night, record in unjudged:
         console.print(f"[red]{night.agent} {judged}: nothing to judge: {escape(record.message)}[/red]")
     if unjudged or any(n is not None and n.verdict == "error" for n in nights.values()):
         raise typer.Exit(1)
 
 
 def drift_keys(definitions: Any) -> dict[str, list[Any]]:
-    """agent -> its `drift/...` asset keys (`drift/<agent>`, `drift/eval_scores/<agent>`)."""
+    """agent -> its `drift/...` asset keys (the agent is the key's last part: `drift/<agent>`)."""
     keys: dict[str, list[Any]] = {}
     for key in definitions.resolve_all_asset_keys():
         if key.path[0] == "drift" and len(key.path) >= 2:
@@ -94,7 +93,7 @@ def report_of(settings: Settings, agent: str, day: date) -> Path:
 def _warehouse(settings: Settings) -> Any:
     from factory_pipelines.resources.warehouse import WarehouseResource
 
-    return WarehouseResource(database=settings.warehouse).connect()
+    return WarehouseResource(database=settings.warehouse).connect(read_only=True)
 
 
 def _night(con: Any, agent: str, day: date) -> Any:
@@ -114,6 +113,8 @@ def _window_record(night: Any) -> Any:
 
 
 def _print_night(night: Any, report: Path) -> None:
+    from factory_pipelines.lib.drift.records import SEVERITY
+
     if night is None:
         console.print(f"no drift recorded for this agent and day (see the run's errors above); report {report}")
         return
@@ -123,7 +124,7 @@ def _print_night(night: Any, report: Path) -> None:
                             ("error", "right"), ("rows ref / cur", "right"), ("why", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     shown = [r for r in night.results if r.status != "ok"]
-    for r in sorted(shown, key=lambda r: ("error", "warn", "insufficient").index(r.status)):
+    for r in sorted(shown, key=lambda r: SEVERITY[r.status], reverse=True):
         value = "" if r.value is None else f"{r.value:.4g}"
         table.add_row(r.key, f"[{STYLE[r.status]}]{r.status}[/]", value, f"{r.warn:g}", f"{r.error:g}",
                       f"{r.n_reference} / {r.n_current}", escape(r.message or ""))
@@ -140,8 +141,6 @@ def drift_summary(settings: Settings, days: list[str]) -> Table | None:
     from factory_pipelines.lib.sql import table_exists
 
     with _warehouse(settings) as con:
-        if not table_exists(con, "drift", "results"):
-            return None
         found = {(a, d.isoformat()): v for a, d, v, _ in verdicts(con) if d.isoformat() in days}
         held = con.execute("SELECT partition, count(*) FROM agents.tool_calls WHERE list_contains(policies, "
                            "'data/drift') AND partition::VARCHAR IN (SELECT unnest(?)) GROUP BY ALL ORDER BY 1",

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from factory_pipelines.lib.drift.records import DriftResult, DriftRun, Window
+from factory_pipelines.lib.sql import table_exists
 
 DDL = """
 CREATE TABLE IF NOT EXISTS drift.results (
@@ -61,8 +62,10 @@ def night(con: Any, agent: str, day: date) -> DriftRun:
 
 
 def verdicts(con: Any, agent: str | None = None) -> list[tuple[str, date, str, int]]:
-    """(agent, day, verdict, error records) per night recorded, oldest first."""
-    ensure_tables(con)
+    """(agent, day, verdict, error records) per night recorded, oldest first (none before the first night: a
+    read, so a read-only connection will do)."""
+    if not table_exists(con, "drift", "results"):
+        return []
     where, params = ("WHERE agent = ?", [agent]) if agent else ("", [])
     return [(a, d, v, int(e)) for a, d, v, e in con.execute(
         "SELECT agent, day, CASE max(CASE status WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'insufficient' THEN 1 "

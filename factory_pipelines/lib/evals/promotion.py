@@ -225,10 +225,9 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     stage = next((st for st in STAGES if stage_versions(aliases, moving, st) == {k: s.challenger for k, s in
                                                                                   moving.items()}), "offline")
     promotion.stage = {"from": stage, "to": stages.after(stage) if stages else "champion"}
-    open_drift = open_drift_alerts(con, manifest.name)
     decision, promotion.role = authorize(policies_dir, operator, "promote", manifest,
                                          {"changes": sorted(KINDS[k] for k in moving), "gate_passed": bool(gate and gate.passed),
-                                          "open_drift_alerts": len(open_drift)})
+                                          "open_drift_alerts": open_drift_alerts(con, manifest.name)})
     promotion.policies = list(decision.policies)
     failures = gate.failures if gate else []
     reason = _refusal(manifest.name, champion, challenger, dataset_version, gate, decision) \
@@ -249,12 +248,12 @@ def promote(*, client: Any, where: str, con: Any, policies_dir: Path, operator: 
     return promotion
 
 
-def open_drift_alerts(con: Any, agent: str) -> list[dict[str, Any]]:
-    """The agent's drift alerts at error level nobody acknowledged (any night): while there is one, the
-    shipped policy `operations/promote_needs_no_open_drift` forbids promoting."""
+def open_drift_alerts(con: Any, agent: str) -> int:
+    """How many of the agent's drift alerts at error level nobody acknowledged (any night): while there is one,
+    the shipped policy `operations/promote_needs_no_open_drift` forbids promoting."""
     from factory_pipelines.lib.alerts.store import list_alerts
 
-    return list_alerts(con, asset=f"drift/{agent}", severity="error")
+    return len(list_alerts(con, asset=f"drift/{agent}", severity="error"))
 
 
 def _stage_moves(aliases: Aliases, current: dict[str, Slot], moving: dict[str, Slot], target: str) -> list[AliasMove]:
