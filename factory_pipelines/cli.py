@@ -179,6 +179,7 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
               stop_after_failed_data_plane: bool) -> dict[str, list]:
     """Each job over the days in order, with a progress bar on a terminal and a line per run otherwise (a
     service's log); stops early after a signal (see `SignalStop`) or a failed data plane."""
+    from factory_pipelines.defs.drift.schedules import DRIFT_JOB, day_selection
     from factory_pipelines.runs import run_partitions
     from factory_pipelines.signals import Interrupted, SignalStop
 
@@ -200,8 +201,9 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
     ) as progress:
         tasks: dict[str, Any] = {}
 
-        def run(name: str, partitions: list[str | None]) -> bool:
-            """`name` over `partitions`, outcomes appended; False when a signal stopped it."""
+        def run(name: str, partitions: list[str | None], selection: list[Any] | None = None) -> bool:
+            """`name` over `partitions` (only the `selection` of its assets, when given), outcomes appended;
+            False when a signal stopped it."""
             if name not in tasks:
                 total = 1 if name == "models_job" else len(keys)
                 tasks[name] = progress.add_task(PHASES.get(name, name), total=total)
@@ -216,8 +218,16 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
                 done(name, key, ok)
 
             outcomes.setdefault(name, []).extend(
-                run_partitions(name, partitions, definitions=definitions, on_start=on_start, on_done=on_done, stop=stop))
+                run_partitions(name, partitions, definitions=definitions, on_start=on_start, on_done=on_done, stop=stop,
+                               asset_selection=selection))
             return not stop.stopped
+
+        def run_days(name: str, days: list[str]) -> bool:
+            """`name` day by day; drift re-runs the golden suites (the same champions on the same cases every
+            night of a range) on the range's last day only."""
+            if name != DRIFT_JOB:
+                return run(name, list(days))
+            return all(run(name, [day], day_selection(definitions, scores=day == keys[-1])) for day in days)
 
         try:
             for name in jobs:
@@ -225,9 +235,9 @@ def _run_jobs(definitions: Any, jobs: list[str], keys: list[str],
                     continue  # ran with the job it follows
                 follower = DAY_AFTER.get(name) if DAY_AFTER.get(name) in jobs else None
                 if follower is None:
-                    if not run(name, [None] if name == "models_job" else list(keys)):
+                    if not (run(name, [None]) if name == "models_job" else run_days(name, keys)):
                         break
-                elif not all(run(name, [key]) and run(follower, [key]) for key in keys):
+                elif not all(run(name, [key]) and run_days(follower, [key]) for key in keys):
                     break
                 if name == "data_plane_job" and stop_after_failed_data_plane and not all(o.success for o in outcomes[name]):
                     break  # agents never run on days whose contracts failed; say so before going on

@@ -21,6 +21,7 @@ EXPECTED_ASSETS = {
     "governance/review_actions": "governance", "evals/support_triage": "evals", "evals/knowledge_gap": "evals",
     "evals/live/support_triage": "evals", "evals/live/knowledge_gap": "evals", "retention/purge": "retention",
     "drift/support_triage": "drift", "drift/knowledge_gap": "drift",
+    "drift/eval_scores/support_triage": "drift", "drift/eval_scores/knowledge_gap": "drift",
 }
 EXPECTED_CHECKS = {
     *(f"raw/{s}:contract_{s}_v1" for s in ("tickets", "customers", "orders", "kb_articles")),
@@ -31,6 +32,7 @@ EXPECTED_CHECKS = {
     "evals/live/support_triage:live_gate_support_triage", "evals/live/knowledge_gap:live_gate_knowledge_gap",
     *(f"drift/support_triage:{c}" for c in ("feature_drift", "text_drift", "decision_drift", "quality_drift")),
     *(f"drift/knowledge_gap:{c}" for c in ("text_drift", "decision_drift")),
+    *(f"drift/eval_scores/{a}:eval_score_drift" for a in ("support_triage", "knowledge_gap")),
 }
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")  # FACTORY_START_DATE
 
@@ -207,10 +209,14 @@ def test_each_agents_drift_follows_its_day_and_runs_nightly_by_default(settings:
 
     defs = build_definitions(settings)
     node = defs.resolve_asset_graph().get(dg.AssetKey(["drift", "support_triage"]))
-    assert {k.to_user_string() for k in node.parent_keys} == {"agents/support_triage"} and node.partitions_def == DAYS
+    assert {k.to_user_string() for k in node.parent_keys} == {
+        "agents/support_triage", "drift/eval_scores/support_triage"} and node.partitions_def == DAYS
+    scores = defs.resolve_asset_graph().get(dg.AssetKey(["drift", "eval_scores", "support_triage"]))
+    assert {k.to_user_string() for k in scores.parent_keys} == {"registry/prompt_versions", "models/ticket_classifier"}
     drift = defs.resolve_job_def("drift_job")
     assert {k.to_user_string() for k in drift.asset_layer.executable_asset_keys} == {
-        "drift/support_triage", "drift/knowledge_gap"}
+        "drift/support_triage", "drift/knowledge_gap", "drift/eval_scores/support_triage",
+        "drift/eval_scores/knowledge_gap"}
     schedule = defs.resolve_schedule_def("drift_support_triage_nightly_schedule")
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -220,7 +226,8 @@ def test_each_agents_drift_follows_its_day_and_runs_nightly_by_default(settings:
                                             scheduled_execution_time=datetime(2026, 11, 7, 6, 0, tzinfo=UTC))
         (request,) = schedule.evaluate_tick(context).run_requests or []
         assert request.partition_key == "2026-11-06"
-        assert request.asset_selection == [dg.AssetKey(["drift", "support_triage"])]
+        assert request.asset_selection == [dg.AssetKey(["drift", "eval_scores", "support_triage"]),
+                                           dg.AssetKey(["drift", "support_triage"])]
         context = dg.build_schedule_context(instance=instance, repository_def=repository,
                                             scheduled_execution_time=datetime(2026, 11, 1, 6, 0, tzinfo=UTC))
         assert not schedule.evaluate_tick(context).run_requests, "the day before the first partition is skipped"

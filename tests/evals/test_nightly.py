@@ -128,3 +128,61 @@ def test_the_accepted_scores_follow_the_gate_and_a_changed_dataset_waits_for_a_n
     assert (accepted.accepted_from, accepted.accepted_run_id) == ("baseline", accepted.run_id)
     after = night(factory, 5)
     assert (after.accepted_from, after.accepted_run_id, after.verdict) == ("accepted", accepted.run_id, "ok")
+
+
+@pytest.mark.slow
+def test_the_drift_asset_records_each_nights_scores_apart_from_the_data_drift(
+        factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`drift/eval_scores/support_triage`: the check passes on the baseline night and fails at ERROR on a worse
+    champion, echoing the value and its bound; the records land in drift.results beside the day's data drift,
+    which a re-run of the data drift keeps, and the Cedar drift status never counts them."""
+    import dagster as dg
+
+    from factory_pipelines.defs.drift.assets import build_scores_asset
+    from factory_pipelines.defs.partitions import daily_partitions
+    from factory_pipelines.defs.resources import build_resources
+    from factory_pipelines.lib.agents.manifests import load_manifests
+    from factory_pipelines.lib.drift.config import Bound, DriftConfig, EvalScoresSpec
+    from factory_pipelines.lib.drift.records import DriftRun, Window, insufficient
+    from factory_pipelines.lib.drift.status import drift_status
+    from factory_pipelines.lib.drift.store import record_night, scores_of
+    from factory_pipelines.resources.warehouse import WarehouseResource
+
+    config = DriftConfig(agent="support_triage", eval_scores=EvalScoresSpec(
+        bounds={m: Bound(warn=w, error=e) for m, (w, e) in QUIET.items()}))
+    manifest = load_manifests(factory.manifests_dir)["support_triage"]
+    asset = build_scores_asset(factory, manifest, config, daily_partitions(factory), after=[])
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(day: str) -> dg.AssetCheckEvaluation:
+        result = dg.materialize([asset], partition_key=day, resources=build_resources(factory), instance=instance)
+        assert result.success
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    first = materialize("2026-12-01")
+    assert first.check_name == "eval_score_drift" and first.passed, first.description
+    day = date(2026, 12, 2)
+    warehouse = WarehouseResource(database=factory.warehouse)
+    with warehouse.connect() as con:  # the day's data drift, judged error, recorded before the suite runs
+        window = Window(day, day)
+        record_night(con, DriftRun("support_triage", day, window, window, (
+            insufficient("text", "body", "domain_classifier_roc_auc", 0.6, 0.7, 0, 0, "no texts"),)), "data")
+
+    def worse(messages: list[dict[str, str]]) -> str:
+        labels = json.loads(answer(messages))
+        return json.dumps({**labels, "action": "reply" if labels["action"] == "refund" else labels["action"]})
+
+    monkeypatch.setattr(LLMResource, "provider", lambda self, model: ScriptedProvider([worse] * 1000))
+    second = materialize("2026-12-02")
+    assert not second.passed and second.severity == dg.AssetCheckSeverity.ERROR
+    metadata = {k: v.value for k, v in second.metadata.items()}
+    assert (metadata["status"], metadata["observed"], metadata["bound"]) == ("error", 0.5, 0.04)
+    assert metadata["worst"] == "eval_score.action_accuracy.drop"
+    with warehouse.connect() as con:
+        assert {r.column: r.status for r in scores_of(con, "support_triage", day)}["action_accuracy"] == "error"
+        record_night(con, DriftRun("support_triage", day, window, window, (  # the data drift judged again
+            insufficient("text", "body", "domain_classifier_roc_auc", 0.6, 0.7, 0, 0, "no texts"),)), "again")
+        assert scores_of(con, "support_triage", day), "a re-run of the data drift dropped the night's scores"
+        status = drift_status(con, "support_triage", day)
+    assert (status.status, status.night, status.slices) == ("insufficient", day, ())

@@ -16,8 +16,10 @@ from typing import Any
 
 import dagster as dg
 
+from factory_pipelines.defs.agents.assets import MODEL_POOL
 from factory_pipelines.defs.drift.checks import FAMILIES, WINDOW_METRIC, check_result, check_spec
 from factory_pipelines.resources.feature_store import FeatureStoreResource
+from factory_pipelines.resources.llm import LLMResource
 from factory_pipelines.resources.tracking import TrackingResource
 from factory_pipelines.resources.warehouse import WarehouseResource
 from factory_pipelines.settings import Settings
@@ -34,7 +36,8 @@ def report_path(drift_dir: Path, agent: str, day: date) -> Path:
 
 
 def configured_families(config: Any) -> list[str]:
-    """The families `drift/<agent>.yaml` turns on, in check order (eval scores have their own asset)."""
+    """The families `drift/<agent>.yaml` turns on, in check order (eval scores have their own asset,
+    `drift/eval_scores/<agent>`)."""
     return [f for f in FAMILIES if f != "eval_scores" and getattr(config, f) is not None]
 
 
@@ -70,23 +73,27 @@ def log_night(tracking: TrackingResource, run: Any, report: Path, dagster_run_id
         return str(active.info.run_id)
 
 
-def build_drift_asset(settings: Settings, manifest: Any, config: Any,
-                      partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """`drift/<agent>` downstream of `agents/<agent>`, one check per configured family."""
+def build_drift_asset(settings: Settings, manifest: Any, config: Any, partitions: dg.PartitionsDefinition,
+                      scores: dg.AssetKey | None = None) -> dg.AssetsDefinition:
+    """`drift/<agent>` downstream of `agents/<agent>` (and of `scores`, the night's evaluation scores, which its
+    report and verdict include when they ran), one check per configured family."""
     agent = manifest.name
     key = dg.AssetKey(["drift", agent])
     families = configured_families(config)
     drift_dir, labels_dir, service = Path(settings.drift_dir), Path(settings.labels_dir), manifest.feature_service
+    deps = [dg.AssetKey(["agents", agent]), *([scores] if scores else [])]
 
-    @dg.asset(key=key, deps=[dg.AssetKey(["agents", agent])], partitions_def=partitions, group_name="drift",
+    @dg.asset(key=key, deps=deps, partitions_def=partitions, group_name="drift",
               check_specs=[check_spec(key, f) for f in families], kinds={"evidently", "duckdb", "mlflow"},
               owners=["team:ml-platform"], tags={"layer": "drift"},
               description=f"Nightly drift of {agent}: {', '.join(families)} of the day against the "
                           f"{config.windows.reference.days or 'fixed'}-day reference (drift/{agent}.yaml).")
     def drift_night(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     feature_store: FeatureStoreResource, tracking: TrackingResource) -> Any:
+        from dataclasses import replace
+
         from factory_pipelines.lib.drift.report import write_report
-        from factory_pipelines.lib.drift.store import history, record_night
+        from factory_pipelines.lib.drift.store import history, record_night, scores_of
 
         day = date.fromisoformat(context.partition_key)
         with warehouse.connect() as con:
@@ -94,15 +101,65 @@ def build_drift_asset(settings: Settings, manifest: Any, config: Any,
                               lambda entities: feature_store.historical_features(entities, service))
             record_night(con, run, context.run.run_id)
             past = history(con, agent, day, TREND_NIGHTS)
-        report = write_report(run, report_path(drift_dir, agent, day), past)
-        mlflow_run = log_night(tracking, run, report, context.run.run_id)
+            whole = replace(run, results=run.results + scores_of(con, agent, day))  # what the page shows
+        report = write_report(whole, report_path(drift_dir, agent, day), past)
+        mlflow_run = log_night(tracking, whole, report, context.run.run_id)
         links = {"report": dg.MetadataValue.path(str(report)), "mlflow_run": mlflow_run}
-        context.log.info(f"drift/{agent} {day}: {run.verdict} ({len(run.by_status('error'))} error, "
-                         f"{len(run.by_status('warn'))} warn records); report {report}")
+        context.log.info(f"drift/{agent} {day}: {whole.verdict} ({len(whole.by_status('error'))} error, "
+                         f"{len(whole.by_status('warn'))} warn records); report {report}")
         yield dg.MaterializeResult(metadata={
-            "verdict": run.verdict, "reference": str(run.reference), "current": str(run.current),
-            "drifted_slices": dg.MetadataValue.json(run.drifted_slices()), "records": len(run.results), **links})
+            "verdict": whole.verdict, "reference": str(run.reference), "current": str(run.current),
+            "drifted_slices": dg.MetadataValue.json(whole.drifted_slices()), "records": len(whole.results), **links})
         for family in families:
             yield check_result(family, list(run.results), links)
 
     return drift_night
+
+
+def scores_key(agent: str) -> dg.AssetKey:
+    return dg.AssetKey(["drift", "eval_scores", agent])
+
+
+def build_scores_asset(settings: Settings, manifest: Any, config: Any, partitions: dg.PartitionsDefinition,
+                       after: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """`drift/eval_scores/<agent>`: the agent's golden suite re-run on its champion for the night, judged against
+    the champion's last accepted scores (`nightly_scores`), downstream of the registries that name the champion."""
+    agent, key = manifest.name, scores_key(manifest.name)
+    bounds = config.eval_scores.pairs()
+
+    @dg.asset(key=key, deps=after, partitions_def=partitions, group_name="drift",
+              check_specs=[check_spec(key, "eval_scores")], kinds={"mlflow", "duckdb"}, owners=["team:ml-platform"],
+              tags={"layer": "drift"}, pool=MODEL_POOL,
+              description=f"The golden suite {manifest.evaluation.suite} re-run on {agent}'s champion each night "
+                          f"(MLflow experiment evals/{agent}, eval.role=nightly), against its last accepted scores.")
+    def eval_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, tracking: TrackingResource,
+                    llm: LLMResource) -> Any:
+        from factory_pipelines.defs.evals.assets import EvaluationSetupError, nightly_scores
+        from factory_pipelines.lib.drift.records import insufficient
+        from factory_pipelines.lib.drift.scores import METRIC
+        from factory_pipelines.lib.drift.store import record_scores
+
+        day = date.fromisoformat(context.partition_key)
+        try:
+            scores = nightly_scores(settings, tracking, llm, agent, day=day, bounds=bounds)
+        except EvaluationSetupError as exc:  # no champion yet, no suite: a night with nothing to judge, said so
+            context.log.warning(f"drift/eval_scores/{agent} {day}: the golden suite did not run: {exc}")
+            unjudged = [insufficient(METRIC, "suite", "run", 0.0, 0.0, 0, 0, f"the golden suite did not run: {exc}")]
+            with warehouse.connect() as con:
+                record_scores(con, agent, day, unjudged, context.run.run_id)
+            yield dg.MaterializeResult(metadata={"verdict": "insufficient", "why": str(exc)})
+            yield check_result("eval_scores", unjudged, {})
+            return
+        with warehouse.connect() as con:
+            record_scores(con, agent, day, scores.results, context.run.run_id)
+        links = {"mlflow_run": scores.run_id, "accepted_run": scores.accepted_run_id}
+        context.log.info(f"drift/eval_scores/{agent} {day}: {scores.verdict} against the scores accepted from "
+                         f"{scores.accepted_from} (MLflow run {scores.accepted_run_id}), {scores.n_cases} cases in "
+                         f"{scores.seconds} s")
+        yield dg.MaterializeResult(metadata={
+            "verdict": scores.verdict, "accepted_from": scores.accepted_from, "dataset_version": scores.dataset_version,
+            "champion": dg.MetadataValue.json(scores.champion), "cases": scores.n_cases, "seconds": scores.seconds,
+            "scores": dg.MetadataValue.json(scores.current), **links})
+        yield check_result("eval_scores", scores.results, links)
+
+    return eval_scores

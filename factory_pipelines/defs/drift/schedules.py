@@ -1,7 +1,7 @@
 """The drift job and one nightly schedule per agent.
 
 `drift_job` materializes every `drift/...` asset for a day (what `factory run` and `factory drift` run after the
-agents' day). `drift_<agent>_nightly_schedule` runs that agent's drift assets at `drift_schedule_cron` in
+agents' day; `factory run` re-runs the golden suites, `drift/eval_scores/<agent>`, on its range's last day only). `drift_<agent>_nightly_schedule` runs that agent's drift assets at `drift_schedule_cron` in
 `drift_schedule_timezone` (06:00 UTC by default, after the 04:00 agents' run) on the previous day's partition.
 The schedules are on by default: when the daemon runs, drift is judged every night without anyone turning it on.
 """
@@ -12,6 +12,14 @@ from typing import Any
 import dagster as dg
 
 DRIFT_JOB = "drift_job"
+
+
+def day_selection(definitions: dg.Definitions, *, scores: bool) -> list[dg.AssetKey]:
+    """`drift_job`'s assets for one day, with or without the golden-suite re-runs (`drift/eval_scores/...`)."""
+    from factory_pipelines.defs.upstream import asset_keys
+
+    keys = asset_keys(definitions, "drift")
+    return keys if scores else [k for k in keys if k.path[1] != "eval_scores"]
 
 
 def drift_job(executor: dg.ExecutorDefinition, keys: list[dg.AssetKey]) -> Any:

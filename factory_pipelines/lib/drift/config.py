@@ -145,6 +145,16 @@ class QualitySpec(_Strict):
     min_rows: int = Field(50, ge=10)
 
 
+class EvalScoresSpec(_Strict):
+    """The golden suite re-run on the champion each night (`drift/eval_scores/<agent>`); `bounds` maps a gated
+    metric to its own (warn, error) worsening, else lib/drift/scores.py's defaults (the suite's tolerances)."""
+
+    bounds: dict[str, Bound] = {}
+
+    def pairs(self) -> dict[str, tuple[float, float]]:
+        return {metric: (bound.warn, bound.error) for metric, bound in self.bounds.items()}
+
+
 class DriftConfig(_Strict):
     agent: SnakeName
     windows: Windows = Windows()
@@ -154,6 +164,7 @@ class DriftConfig(_Strict):
     text: TextSpec | None = None
     decisions: DecisionSpec | None = None
     quality: QualitySpec | None = None
+    eval_scores: EvalScoresSpec | None = None
 
     @model_validator(mode="after")
     def _checked(self) -> Self:
@@ -163,6 +174,8 @@ class DriftConfig(_Strict):
             if override.bound is not None:
                 method = override.method or "wasserstein"
                 _oriented(f"features.columns.{column}", override.bound, higher_is_worse(method))
+        for metric, bound in (self.eval_scores.bounds if self.eval_scores else {}).items():
+            _oriented(f"eval_scores.bounds.{metric}", bound, True)
         for name, bound in (("text.bound", self.text.bound if self.text else None),
                             ("decisions.rate_bound", self.decisions.rate_bound if self.decisions else None),
                             ("decisions.cost_bound", self.decisions.cost_bound if self.decisions else None),

@@ -4,16 +4,18 @@ An agent day D runs before drift judges D, so it asks for the latest night up to
 D's own night, and decides as the first run did). A night older than `max_age_days` says nothing about today
 (drift stopped running), so it counts as no night. An error night whose every error alert on `drift/<agent>` was
 acknowledged is `acknowledged`: the on-call read the report and accepted the shift, so side effects act again
-without waiting for the data to move back.
+without waiting for the data to move back. The night's evaluation scores (the golden suite on the champion) are
+not the day's inputs or decisions: they are left out of the status.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 from factory_pipelines.lib.alerts.store import list_alerts
+from factory_pipelines.lib.drift.scores import METRIC as SCORE_METRIC
 from factory_pipelines.lib.drift.store import night
 from factory_pipelines.lib.sql import table_exists
 
@@ -36,11 +38,12 @@ def drift_status(con: Any, agent: str, day: date, max_age_days: int = 2) -> Drif
     """The status of the agent's latest night in [day - max_age_days, day]; `none` without one."""
     if not table_exists(con, "drift", "results"):
         return DriftStatus()
-    (latest,) = con.execute("SELECT max(day) FROM drift.results WHERE agent = ? AND day BETWEEN ? AND ?",
-                            [agent, day - timedelta(days=max_age_days), day]).fetchone()
+    (latest,) = con.execute("SELECT max(day) FROM drift.results WHERE agent = ? AND day BETWEEN ? AND ? "
+                            "AND metric <> ?", [agent, day - timedelta(days=max_age_days), day, SCORE_METRIC]).fetchone()
     if latest is None:
         return DriftStatus()
-    run = night(con, agent, latest)
+    whole = night(con, agent, latest)
+    run = replace(whole, results=tuple(r for r in whole.results if r.metric != SCORE_METRIC))
     verdict = "acknowledged" if run.verdict == "error" and _acknowledged(con, agent, latest) else run.verdict
     return DriftStatus(verdict, tuple(run.drifted_slices()), latest)
 

@@ -3,10 +3,12 @@ draws each metric's trend and `factory drift` prints the verdict per day without
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from factory_pipelines.lib.drift.records import DriftResult, DriftRun, Window
+from factory_pipelines.lib.drift.records import SEVERITY, DriftResult, DriftRun, Window
+from factory_pipelines.lib.drift.scores import METRIC as SCORE_METRIC
 from factory_pipelines.lib.sql import table_exists
 
 DDL = """
@@ -26,7 +28,26 @@ def ensure_tables(con: Any) -> None:
 
 
 def record_night(con: Any, run: DriftRun, run_id: str) -> None:
-    """Replace the agent's records of that day with this night's (a re-run judges the day again)."""
+    """Replace the agent's records of that day with this night's (a re-run judges the day again); the night's
+    evaluation scores are `drift/eval_scores/<agent>`'s to replace (`record_scores`)."""
+    _replace(con, run, run_id, f"metric <> '{SCORE_METRIC}'")
+
+
+def record_scores(con: Any, agent: str, day: date, results: Sequence[DriftResult], run_id: str) -> None:
+    """Replace the agent's evaluation-score records of that day (`metric = eval_score`)."""
+    _replace(con, DriftRun(agent, day, Window(day, day), Window(day, day), tuple(results)), run_id,
+             f"metric = '{SCORE_METRIC}'")
+
+
+def scores_of(con: Any, agent: str, day: date) -> tuple[DriftResult, ...]:
+    """The evaluation-score records of the agent's night (none when the suite did not run that night; a read, so
+    a read-only connection will do)."""
+    if not table_exists(con, "drift", "results"):
+        return ()
+    return tuple(r for r in night(con, agent, day).results if r.metric == SCORE_METRIC)
+
+
+def _replace(con: Any, run: DriftRun, run_id: str, owned: str) -> None:
     ensure_tables(con)
     now = datetime.now(UTC)
     rows = [[run.agent, run.day, r.metric, r.column, r.method, r.value, r.warn, r.error, r.status, r.n_reference,
@@ -34,7 +55,7 @@ def record_night(con: Any, run: DriftRun, run_id: str) -> None:
              run.reference.end, run.current.start, run.current.end, run_id, now] for r in run.results]
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM drift.results WHERE agent = ? AND day = ?", [run.agent, run.day])
+        con.execute(f"DELETE FROM drift.results WHERE agent = ? AND day = ? AND {owned}", [run.agent, run.day])
         if rows:
             con.executemany(f"INSERT INTO drift.results VALUES ({', '.join('?' * 21)})", rows)
         con.execute("COMMIT")
@@ -57,7 +78,8 @@ def night(con: Any, agent: str, day: date) -> DriftRun:
                        "FROM drift.results WHERE agent = ? AND day = ? ORDER BY metric, column_name, method",
                        [agent, day]).fetchall()
     results = tuple(DriftResult(*row[:13]) for row in rows)
-    first = rows[0] if rows else [None] * 17
+    windows = [row for row in rows if row[0] != SCORE_METRIC]  # the scores' own rows carry no data window
+    first = (windows or rows or [[None] * 17])[0]
     return DriftRun(agent, day, Window(first[13], first[14]), Window(first[15], first[16]), results)
 
 
@@ -67,8 +89,8 @@ def verdicts(con: Any, agent: str | None = None) -> list[tuple[str, date, str, i
     if not table_exists(con, "drift", "results"):
         return []
     where, params = ("WHERE agent = ?", [agent]) if agent else ("", [])
-    return [(a, d, v, int(e)) for a, d, v, e in con.execute(
-        "SELECT agent, day, CASE max(CASE status WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'insufficient' THEN 1 "
-        "ELSE 0 END) WHEN 3 THEN 'error' WHEN 2 THEN 'warn' WHEN 1 THEN 'insufficient' ELSE 'ok' END, "
-        f"count(*) FILTER (status = 'error') FROM drift.results {where} GROUP BY agent, day ORDER BY agent, day",
-        params).fetchall()]
+    ranks = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in SEVERITY.items())
+    by_rank = {rank: status for status, rank in SEVERITY.items()}
+    return [(a, d, by_rank[rank], int(e)) for a, d, rank, e in con.execute(
+        f"SELECT agent, day, max(CASE status {ranks} END), count(*) FILTER (status = 'error') "
+        f"FROM drift.results {where} GROUP BY agent, day ORDER BY agent, day", params).fetchall()]
